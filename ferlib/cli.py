@@ -1,0 +1,332 @@
+"""The ``ferlib`` command: ``info``, ``train``, ``evaluate``, ``runs`` and ``synth``.
+
+Every error from bad input ends as one line, ``ferlib: error: ...``, and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+from ferlib.errors import FerlibError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line that names the problem and where to look."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _examples(text: str) -> str:
+    return "examples:\n" + textwrap.indent(textwrap.dedent(text).strip(), "  ")
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="synthfer", help="dataset name (default: synthfer)")
+    parser.add_argument("--data-dir", default=None, help="root folder of a real dataset in its official layout")
+    parser.add_argument("--task", default="static", help="SynthFER task: static, video-basic, video-subtle, ...")
+    parser.add_argument("--profile", default="quick", help="smoke, quick (default) or full: sets data sizes/epochs")
+    parser.add_argument("--image-size", type=int, default=None, help="resize images to this size (default 48)")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ferlib",
+        description="FER Book's library: train, evaluate and compare facial expression recognition models.",
+        epilog=_examples(
+            """
+            ferlib info
+            ferlib train --dataset synthfer --model cnn_small --profile quick --out runs/demo
+            ferlib evaluate runs/demo/best.ckpt --dataset synthfer --split test
+            ferlib runs
+            """
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, help_text: str, examples: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help_text.replace("%", "%%"),
+            description=help_text,
+            epilog=_examples(examples),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    info = command("info", "Print versions, the device and thread counts.", "ferlib info\nferlib info --json")
+    info.add_argument("--json", action="store_true", help="print JSON instead of lines")
+
+    train = command(
+        "train",
+        "Train a model and write its checkpoints, history and test metrics.",
+        """
+        ferlib train --dataset synthfer --model cnn_small --profile quick --out runs/demo
+        ferlib train --dataset fer2013 --data-dir data/fer2013 --model vgg_fer --profile full \\
+            --epochs 30 --schedule onecycle --augment flip_shift --tta --val-split holdout \\
+            --report-split val --out runs/fer2013
+        torchrun --nproc_per_node 2 -m ferlib train --model cnn_small --device cpu --out runs/ddp
+        """,
+    )
+    _add_data_arguments(train)
+    train.add_argument("--model", default="cnn_small", help="registered model name (see 'ferlib models')")
+    train.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
+    train.add_argument("--epochs", type=int, default=None, help="default: the profile's")
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--weight-decay", type=float, default=1e-4)
+    train.add_argument("--optimizer", default="adamw", choices=("adamw", "sgd"))
+    train.add_argument("--schedule", default="cosine", choices=("cosine", "onecycle", "constant"))
+    train.add_argument("--label-smoothing", type=float, default=0.0)
+    train.add_argument("--class-weights", default=None, choices=("balanced",))
+    train.add_argument("--grad-clip", type=float, default=None)
+    train.add_argument("--augment", default="none", help="train-time augmentation preset (default none)")
+    train.add_argument("--early-stopping", type=int, default=None, help="patience in epochs")
+    train.add_argument(
+        "--val-split",
+        default="val",
+        choices=("val", "holdout"),
+        help="select checkpoints on the dataset's val split, or on a stratified holdout of train",
+    )
+    train.add_argument("--holdout-fraction", type=float, default=0.1)
+    train.add_argument("--report-split", default="test", help="split whose metrics are reported (default test)")
+    train.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
+    train.add_argument("--num-workers", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--results", default="results/ferlib.sqlite", help="results database")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
+    train.add_argument("--force", action="store_true", help="train even if this config is stored")
+    train.add_argument("--no-progress", action="store_true")
+
+    evaluate = command(
+        "evaluate",
+        "Evaluate a checkpoint on a dataset split and print its metrics with 95% intervals.",
+        """
+        ferlib evaluate runs/demo/best.ckpt --dataset synthfer --split test
+        ferlib evaluate runs/fer2013/best.ckpt --dataset fer2013 --data-dir data/fer2013 --split val --tta --json
+        """,
+    )
+    evaluate.add_argument("checkpoint")
+    _add_data_arguments(evaluate)
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
+    evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+    runs = command(
+        "runs",
+        "List the runs stored in the results database.",
+        "ferlib runs\nferlib runs --results results/ferlib.sqlite --format csv > runs.csv",
+    )
+    runs.add_argument("--results", default="results/ferlib.sqlite")
+    runs.add_argument("--format", default="table", choices=("table", "csv", "json"))
+
+    models = command("models", "List the registered models.", "ferlib models\nferlib models --kind video")
+    models.add_argument("--kind", default=None, choices=("static", "video"))
+
+    synth = command(
+        "synth",
+        "Write a SynthFER set as PNG class folders (or frame folders) plus a metadata CSV.",
+        """
+        ferlib synth --out data/synthfer --size 700
+        ferlib synth --out data/synth-video --task video-basic --size 70 --split test
+        """,
+    )
+    synth.add_argument("--out", required=True, help="output folder")
+    synth.add_argument("--task", default="static")
+    synth.add_argument("--split", default="train")
+    synth.add_argument("--size", type=int, default=700)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--preset", default="default")
+    synth.add_argument("--image-size", type=int, default=48)
+    return parser
+
+
+def _dataset_options(args) -> dict:
+    return {"image_size": args.image_size} if args.image_size else {}
+
+
+def _cmd_info(args) -> int:
+    from ferlib.runtime import environment_info
+
+    info = environment_info("auto")
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key:>15}: {value}")
+    return 0
+
+
+def _training_data(args, transform):
+    """Train, selection and report splits, following --val-split and --report-split."""
+    from ferlib.data.subsets import LabelledSubset, load_profile_split
+    from ferlib.train import dataset_labels
+
+    options = _dataset_options(args)
+    load = lambda split, **kw: load_profile_split(  # noqa: E731
+        args.dataset, split, args.profile, args.data_dir, task=args.task, seed=args.seed, **options, **kw
+    )
+    if args.val_split == "holdout":
+        from ferlib.data.subsets import stratified_sample
+
+        plain = load("train")
+        labels = dataset_labels(plain)
+        held = stratified_sample(labels, max(1, int(round(len(labels) * args.holdout_fraction))), seed=args.seed)
+        kept = sorted(set(range(len(labels))) - set(held.tolist()))
+        augmented = load("train", transform=transform) if transform is not None else plain
+        train, val = LabelledSubset(augmented, kept), LabelledSubset(plain, held)
+    else:
+        train = load("train", transform=transform) if transform is not None else load("train")
+        val = load("val")
+    return train, val, load(args.report_split)
+
+
+def _cmd_train(args) -> int:
+    import ferlib
+    from ferlib.bench import ResultsStore
+    from ferlib.profiles import get_profile
+
+    profile = get_profile(args.profile)
+    epochs = args.epochs or profile.epochs
+    out = Path(args.out)
+    config = {
+        "command": "train", "dataset": args.dataset, "data_dir": args.data_dir, "task": args.task,
+        "model": args.model, "profile": args.profile, "epochs": epochs, "batch_size": args.batch_size,
+        "lr": args.lr, "weight_decay": args.weight_decay, "optimizer": args.optimizer,
+        "schedule": args.schedule, "label_smoothing": args.label_smoothing,
+        "class_weights": args.class_weights, "grad_clip": args.grad_clip, "augment": args.augment,
+        "val_split": args.val_split, "holdout_fraction": args.holdout_fraction,
+        "report_split": args.report_split, "tta": args.tta, "image_size": args.image_size, "seed": args.seed,
+    }  # fmt: skip
+    store = ResultsStore(args.results)
+    stored = store.get(config)
+    if stored is not None and not args.force and (out / "best.ckpt").exists():
+        print(f"already stored as run {stored['id']} with {out}/best.ckpt; use --force to train again")
+        return 0
+
+    transform = None
+    if args.augment != "none":
+        from ferlib.data.transforms import train_augmentation
+
+        transform = train_augmentation(args.augment)
+    ferlib.seed_everything(args.seed)
+    train, val, report = _training_data(args, transform)
+    sample = train[0][0]
+    channel_axis = 0 if sample.dim() == 3 else 1
+    num_classes = getattr(train, "num_classes", None) or ferlib.NUM_CLASSES
+    model = ferlib.create_model(args.model, num_classes=num_classes, in_channels=int(sample.shape[channel_axis]))
+    history = ferlib.fit(
+        model, train, val, epochs=epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
+        label_smoothing=args.label_smoothing, class_weights=args.class_weights, grad_clip=args.grad_clip,
+        early_stopping=args.early_stopping, checkpoint_dir=out, resume=args.resume, seed=args.seed,
+        device=args.device, num_workers=args.num_workers, progress=not args.no_progress,
+    )  # fmt: skip
+    from ferlib.train import _Engine  # the process's role under torchrun/accelerate
+
+    if not _Engine(ferlib.resolve_device(args.device), "no").is_main:
+        return 0
+    result = ferlib.evaluate(model, report, device=args.device, tta_flip=args.tta, seed=args.seed)
+    environment = ferlib.environment_info(args.device)
+    summary = {f"{args.report_split}_{key}": value for key, value in result.summary().items()}
+    metrics = {**summary, "best_epoch": history.best_epoch, "best_val": history.best_metric}
+    cost = {"train_time_s": history.train_time_s, "samples_per_s": history.last.get("samples_per_s")}
+    history.to_frame().to_csv(out / "history.csv", index=False)
+    report_json = {"config": config, "metrics": metrics, "cost": cost, "environment": environment}
+    (out / "metrics.json").write_text(json.dumps(report_json, indent=2, default=str) + "\n")
+    store.add(config, metrics, cost=cost, name="train", device=environment["device_name"], force=True)
+    print(
+        f"{args.model} on {args.dataset} {args.report_split}: accuracy {result.accuracy:.4f} "
+        f"(95% CI {result.intervals['accuracy'][0]:.4f}-{result.intervals['accuracy'][1]:.4f}), "
+        f"macro-F1 {result.macro_f1:.4f}; wrote {out}/best.ckpt, last.ckpt, history.csv, metrics.json"
+    )
+    return 0
+
+
+def _cmd_evaluate(args) -> int:
+    import ferlib
+    from ferlib.data.subsets import load_profile_split
+
+    model = ferlib.load_checkpoint(args.checkpoint, device="cpu")
+    data = load_profile_split(
+        args.dataset, args.split, args.profile, args.data_dir, task=args.task, **_dataset_options(args)
+    )
+    result = ferlib.evaluate(model, data, device=args.device, tta_flip=args.tta)
+    if args.json:
+        print(json.dumps(result.summary(), indent=2))
+    else:
+        for record in result.to_records():
+            print(f"{record['metric']:>18}: {record['value']:.4f}  (95% CI {record['ci_low']:.4f}-{record['ci_high']:.4f})")
+        print(f"{'n':>18}: {result.n}")
+    return 0
+
+
+def _cmd_runs(args) -> int:
+    from ferlib.bench import ResultsStore
+
+    if not Path(args.results).exists():
+        raise FerlibError(f"no results database at {args.results} (runs are stored there by 'ferlib train')")
+    frame = ResultsStore(args.results).to_frame()
+    if frame.empty:
+        print("no runs stored")
+        return 0
+    if args.format == "json":
+        print(frame.to_json(orient="records", indent=2))
+    elif args.format == "csv":
+        print(frame.to_csv(index=False), end="")
+    else:
+        columns = ["id", "name", "created"] + [c for c in frame.columns if c.startswith(("config.model", "metrics."))]
+        print(frame[columns].to_string(index=False))
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from ferlib.models.registry import list_models, model_entry
+
+    for name in list_models(kind=args.kind):
+        entry = model_entry(name)
+        print(f"{name:<18} {entry.kind:<7} {entry.description}")
+    return 0
+
+
+def _cmd_synth(args) -> int:
+    from ferlib.data.synth import export_synthfer
+
+    path = export_synthfer(
+        args.out, task=args.task, split=args.split, size=args.size, seed=args.seed, preset=args.preset,
+        image_size=args.image_size,
+    )  # fmt: skip
+    print(f"wrote {path}")
+    return 0
+
+
+_COMMANDS = {
+    "info": _cmd_info,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "runs": _cmd_runs,
+    "models": _cmd_models,
+    "synth": _cmd_synth,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return _COMMANDS[args.command](args)
+    except (FerlibError, ValueError, FileNotFoundError, NotADirectoryError) as error:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"ferlib {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"ferlib {args.command}: interrupted; finished epochs are in the checkpoint folder", file=sys.stderr)
+        return 130

@@ -1,0 +1,118 @@
+"""One door to every model: ``create_model(name, **kw)`` and ``list_models(kind=...)``.
+
+Each model file registers its variants with :func:`register_model`; a model never reads
+global configuration. ``create_model`` records the name and keyword arguments on the model
+(``model.ferlib_name``, ``model.ferlib_config``) so that a checkpoint can rebuild it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+KINDS = ("static", "video")
+# Modules whose import registers models; a missing module is tolerated (not yet written).
+_FAMILIES = (
+    "ferlib.models.cnn",
+    "ferlib.models.rnn",
+    "ferlib.models.hybrid",
+    "ferlib.models.transformer",
+    "ferlib.models.ensemble",
+)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    kind: str
+    builder: Callable[..., nn.Module]
+    description: str
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, kind: str, description: str = ""):
+    """Decorator: register ``builder(num_classes=..., in_channels=..., **kw)`` as ``name``."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}: expected one of {', '.join(KINDS)}")
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODELS and _MODELS[name].builder is not builder:
+            raise ValueError(f"model name {name!r} is already registered")
+        doc = description or (builder.__doc__ or "").strip().splitlines()[0:1]
+        text = doc if isinstance(doc, str) else (doc[0] if doc else "")
+        _MODELS[name] = ModelEntry(name, kind, builder, text)
+        return builder
+
+    return decorate
+
+
+def _import_families() -> None:
+    for module in _FAMILIES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as error:
+            if error.name != module:
+                raise
+
+
+def list_models(pattern: str = "*", kind: str | None = None) -> list[str]:
+    """Registered model names matching a glob ``pattern``, optionally of one ``kind``."""
+    _import_families()
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}: expected one of {', '.join(KINDS)}")
+    return sorted(
+        name
+        for name, entry in _MODELS.items()
+        if fnmatch.fnmatch(name, pattern) and (kind is None or entry.kind == kind)
+    )
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; an unknown name raises a ``ValueError`` listing the known ones."""
+    _import_families()
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(sorted(_MODELS))}")
+    return _MODELS[name]
+
+
+def create_model(name: str, num_classes: int = 7, in_channels: int = 1, **kwargs) -> nn.Module:
+    """Build the registered model ``name``.
+
+    ``pretrained=PATH`` loads weights from a local file (a ferlib checkpoint or a state dict,
+    see :func:`ferlib.models.pretrained.load_pretrained`); ``freeze="backbone"`` then leaves
+    only the classifier head trainable (a linear probe), ``freeze="none"`` (the default)
+    fine-tunes everything.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ferlib import create_model
+    >>> model = create_model("cnn_small", num_classes=7, in_channels=1)
+    >>> model(torch.zeros(2, 1, 48, 48)).shape
+    torch.Size([2, 7])
+    """
+    entry = model_entry(name)
+    if num_classes < 1 or in_channels < 1:
+        raise ValueError(f"num_classes and in_channels must be >= 1, got {num_classes}, {in_channels}")
+    pretrained = kwargs.pop("pretrained", None)
+    freeze = kwargs.pop("freeze", "none")
+    model = entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    model.ferlib_name = name
+    model.ferlib_kind = entry.kind
+    model.ferlib_config = {"num_classes": num_classes, "in_channels": in_channels, **kwargs}
+    if pretrained is not None or freeze != "none":
+        from ferlib.models.pretrained import apply_freeze, load_pretrained
+
+        if pretrained is not None:
+            load_pretrained(model, pretrained)
+        apply_freeze(model, freeze)
+        # The checkpoint of a fine-tuned model holds the weights already: rebuilding it must
+        # not read the original file again (which may no longer exist).
+        model.ferlib_config.update(pretrained=None, freeze=freeze)
+    return model

@@ -1,0 +1,476 @@
+"""``fit``: the one training loop every model family uses.
+
+Determinism: each epoch reseeds the shuffle order and the global RNG from ``(seed, epoch)``,
+so two CPU runs with the same seed give identical numbers, and a run resumed from the
+checkpoint of epoch k continues exactly as the uninterrupted run would have.
+Distributed: under ``torchrun`` or ``accelerate launch`` (``WORLD_SIZE`` > 1) the same loop
+runs through Hugging Face Accelerate, DDP underneath.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from ferlib.checkpoint import save_checkpoint, read_checkpoint
+from ferlib.data.collate import collate_samples
+from ferlib.evaluate import metrics_from_confusion
+from ferlib.runtime import resolve_device
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("cosine", "onecycle", "constant")
+_LOWER_IS_BETTER = ("loss",)
+
+
+@dataclass
+class History:
+    """What ``fit`` returns: one record per epoch plus the run's summary."""
+
+    epochs: list[dict] = field(default_factory=list)
+    monitor: str = "val_accuracy"
+    best_epoch: int | None = None
+    best_metric: float | None = None
+    stopped_early: bool = False
+    train_time_s: float = 0.0
+
+    def to_frame(self):
+        """The epoch records as a pandas DataFrame (one row per epoch)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.epochs)
+
+    @property
+    def last(self) -> dict:
+        return self.epochs[-1] if self.epochs else {}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919) % (2**63)
+
+
+def _as_loader(data, batch_size: int, shuffle: bool, num_workers: int, pin: bool) -> DataLoader:
+    if isinstance(data, DataLoader):
+        return data
+    if not isinstance(data, Dataset) and not hasattr(data, "__getitem__"):
+        raise TypeError(f"expected a Dataset or DataLoader, got {type(data).__name__}")
+    if len(data) == 0:
+        raise ValueError("the dataset is empty")
+    return DataLoader(
+        data,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=torch.Generator() if shuffle else None,
+        num_workers=num_workers,
+        collate_fn=collate_samples,
+        pin_memory=pin,
+        persistent_workers=num_workers > 0,
+    )
+
+
+def dataset_labels(data) -> np.ndarray:
+    """All labels of a dataset: its ``labels`` attribute when it has one, else read sample by sample."""
+    if isinstance(data, DataLoader):
+        data = data.dataset
+    labels = getattr(data, "labels", None)
+    if labels is None:
+        labels = [int(data[i][1]) for i in range(len(data))]
+    return np.asarray(labels, dtype=np.int64)
+
+
+def class_weights_for(data, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights ``n / (K * count_k)`` over the K classes present (scikit-learn's
+    ``"balanced"``); an absent class gets weight 0."""
+    counts = np.bincount(dataset_labels(data), minlength=num_classes).astype(np.float64)
+    present = max(int((counts > 0).sum()), 1)
+    weights = np.where(counts > 0, counts.sum() / (present * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+class _Engine:
+    """The few places where one process and many (Accelerate) differ."""
+
+    def __init__(self, device: torch.device, mixed_precision: str):
+        self.accelerator = None
+        amp_dtype = None
+        if mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be 'auto', 'no', 'bf16' or 'fp16', got {mixed_precision!r}")
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from accelerate import Accelerator
+
+            self.accelerator = Accelerator(cpu=device.type == "cpu")
+            device = self.accelerator.device
+        if device.type == "cuda" and mixed_precision != "no":
+            bf16 = torch.cuda.is_bf16_supported()
+            amp_dtype = torch.float16 if mixed_precision == "fp16" or not bf16 else torch.bfloat16
+        self.device = device
+        self.amp_dtype = amp_dtype
+        self.scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator is None or self.accelerator.is_main_process
+
+    @property
+    def world_size(self) -> int:
+        return 1 if self.accelerator is None else self.accelerator.num_processes
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def prepare(self, *objects):
+        if self.accelerator is None:
+            return objects
+        return self.accelerator.prepare(*objects)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        if self.accelerator is not None:
+            self.accelerator.backward(loss)
+        elif self.scaler is not None:
+            self.scaler.scale(loss).backward()
+        else:
+            loss.backward()
+
+    def clip(self, model: nn.Module, optimizer, max_norm: float) -> None:
+        if self.accelerator is not None:
+            self.accelerator.clip_grad_norm_(model.parameters(), max_norm)
+            return
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+        nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+
+    def step(self, optimizer) -> None:
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
+
+    def reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.accelerator is None:
+            return tensor
+        return self.accelerator.reduce(tensor, reduction="sum")
+
+    def gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.accelerator is None:
+            return tensor
+        return self.accelerator.gather_for_metrics(tensor)
+
+    def unwrap(self, model: nn.Module) -> nn.Module:
+        return model if self.accelerator is None else self.accelerator.unwrap_model(model)
+
+    def wait(self) -> None:
+        if self.accelerator is not None:
+            self.accelerator.wait_for_everyone()
+
+
+def _make_optimizer(model: nn.Module, name: str, lr: float, weight_decay: float, momentum: float):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters (is every layer frozen?)")
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0)
+    raise ValueError(f"unknown optimizer {name!r}: expected one of {', '.join(OPTIMIZERS)}")
+
+
+def _make_schedule(optimizer, name: str | None, lr: float, total_steps: int):
+    if name in (None, "constant"):
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(total_steps, 1))
+    if name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(total_steps, 1))
+    raise ValueError(f"unknown schedule {name!r}: expected one of {', '.join(SCHEDULES)}")
+
+
+def _progress(iterable, enabled: bool, **kwargs):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, leave=False, **kwargs)
+
+
+def _check_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(batch, (tuple, list)) or len(batch) not in (2, 3):
+        raise ValueError("a batch must be (x, y) or (x, y, meta)")
+    x, y = batch[0], batch[1]
+    if y.dim() != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"labels must have shape [B] matching the inputs, got {list(y.shape)} for {list(x.shape)}")
+    return x, y
+
+
+def _monitor_is_better(monitor: str, value: float, best: float | None) -> bool:
+    if best is None or math.isnan(best):
+        return not math.isnan(value)
+    lower = any(word in monitor for word in _LOWER_IS_BETTER)
+    return value < best if lower else value > best
+
+
+def fit(
+    model: nn.Module,
+    train_data,
+    val_data=None,
+    *,
+    epochs: int = 10,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    optimizer: str = "adamw",
+    weight_decay: float = 1e-4,
+    momentum: float = 0.9,
+    schedule: str | None = "cosine",
+    label_smoothing: float = 0.0,
+    class_weights: str | Sequence[float] | torch.Tensor | None = None,
+    grad_clip: float | None = None,
+    mixed_precision: str = "auto",
+    early_stopping: int | None = None,
+    monitor: str = "val_accuracy",
+    restore_best: bool = True,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool | str | Path = False,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    num_workers: int = 0,
+    progress: bool = True,
+    callbacks: Sequence[Callable[[dict], None]] = (),
+) -> History:
+    """Train ``model`` on ``train_data`` and return its :class:`History`.
+
+    Parameters
+    ----------
+    model : any ferlib model (or ``nn.Module`` returning logits ``[B, K]``).
+    train_data, val_data : datasets or loaders of ``(x, y)`` or ``(x, y, meta)``.
+    epochs, batch_size, lr, weight_decay, momentum : the usual; ``optimizer`` is ``"adamw"`` or ``"sgd"``.
+    schedule : ``"cosine"`` (default), ``"onecycle"`` or ``"constant"``; stepped every batch.
+    label_smoothing : passed to the cross-entropy loss.
+    class_weights : ``None``, ``"balanced"`` (inverse class frequency) or one weight per class.
+    grad_clip : clip the global gradient norm to this value.
+    mixed_precision : ``"auto"`` uses bf16 (or fp16 with loss scaling) on CUDA, nothing on CPU.
+    early_stopping : stop after this many epochs without improvement of ``monitor``.
+    monitor : ``"val_accuracy"``, ``"val_balanced_accuracy"``, ``"val_macro_f1"`` or ``"val_loss"``.
+    restore_best : load the best epoch's weights (by ``monitor``) into ``model`` at the end.
+    checkpoint_dir : write ``last.ckpt`` after every epoch and ``best.ckpt`` on improvement.
+    resume : ``True`` resumes from ``checkpoint_dir/last.ckpt`` when it exists, or give a path.
+    seed : seeds shuffling, dropout and augmentation; create the model after
+        :func:`ferlib.seed_everything` for identical initial weights too.
+    device : ``"auto"`` (CUDA, MPS, CPU), or a device name.
+    callbacks : functions called with each epoch's record, after it is stored.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch.utils.data import TensorDataset
+    >>> from ferlib import create_model, fit
+    >>> data = TensorDataset(torch.rand(32, 1, 48, 48), torch.randint(0, 7, (32,)))
+    >>> history = fit(create_model("cnn_small"), data, epochs=1, progress=False, device="cpu")
+    >>> len(history.epochs)
+    1
+    """
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    if monitor.startswith("val_") and val_data is None:
+        monitor = monitor.replace("val_", "train_", 1) if monitor in ("val_accuracy", "val_loss") else "train_loss"
+    engine = _Engine(resolve_device(device), mixed_precision)
+    device = engine.device
+    model.to(device)
+
+    train_loader = _as_loader(train_data, batch_size, True, num_workers, device.type == "cuda")
+    val_loader = (
+        _as_loader(val_data, max(batch_size, 256), False, num_workers, device.type == "cuda")
+        if val_data is not None
+        else None
+    )
+    num_classes = getattr(model, "num_classes", None)
+    weights = None
+    if isinstance(class_weights, str):
+        if class_weights != "balanced":
+            raise ValueError(f"class_weights must be None, 'balanced' or a sequence, got {class_weights!r}")
+        if num_classes is None:
+            raise ValueError("class_weights='balanced' needs model.num_classes")
+        weights = class_weights_for(train_data, num_classes)
+    elif class_weights is not None:
+        weights = torch.as_tensor(class_weights, dtype=torch.float32)
+    criterion = nn.CrossEntropyLoss(
+        weight=weights.to(device) if weights is not None else None, label_smoothing=label_smoothing
+    )
+
+    optim = _make_optimizer(model, optimizer, lr, weight_decay, momentum)
+    steps_per_epoch = math.ceil(len(train_loader) / engine.world_size)
+    scheduler = _make_schedule(optim, schedule, lr, steps_per_epoch * epochs)
+
+    history = History(monitor=monitor)
+    start_epoch = 0
+    stale_epochs = 0
+    best_state = None
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    resume_path = None
+    if resume is True:
+        if checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir (or pass the checkpoint path as resume)")
+        candidate = checkpoint_dir / "last.ckpt"
+        resume_path = candidate if candidate.exists() else None
+    elif resume:
+        resume_path = Path(resume)
+    if resume_path is not None:
+        state = read_checkpoint(resume_path)
+        if "optimizer" not in state:
+            raise ValueError(f"{resume_path} holds no training state to resume from (was it a best.ckpt?)")
+        model.load_state_dict(state["state_dict"])
+        optim.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if engine.scaler is not None and state.get("scaler"):
+            engine.scaler.load_state_dict(state["scaler"])
+        saved = state["history"]
+        history = History(**{**saved, "epochs": list(saved["epochs"])})
+        start_epoch = int(state["epoch"])
+        stale_epochs = int(state.get("stale_epochs", 0))
+        if history.best_epoch is not None and checkpoint_dir is not None and (checkpoint_dir / "best.ckpt").exists():
+            best_state = read_checkpoint(checkpoint_dir / "best.ckpt")["state_dict"]
+
+    if val_loader is not None:
+        model, optim, train_loader, scheduler, val_loader = engine.prepare(
+            model, optim, train_loader, scheduler, val_loader
+        )
+    else:
+        model, optim, train_loader, scheduler = engine.prepare(model, optim, train_loader, scheduler)
+    base_model = engine.unwrap(model)
+    run_config = {
+        "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
+        "weight_decay": weight_decay, "schedule": schedule, "label_smoothing": label_smoothing,
+        "grad_clip": grad_clip, "seed": seed,
+    }  # fmt: skip
+
+    started = time.perf_counter() - history.train_time_s
+    for epoch in range(start_epoch, epochs):
+        epoch_seed = _epoch_seed(seed, epoch)
+        torch.manual_seed(epoch_seed)
+        generator = getattr(train_loader, "generator", None)
+        if isinstance(generator, torch.Generator):
+            generator.manual_seed(epoch_seed)
+        if hasattr(train_loader, "set_epoch"):
+            train_loader.set_epoch(epoch)
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        tick = time.perf_counter()
+        bar = _progress(train_loader, progress and engine.is_main, desc=f"epoch {epoch + 1}/{epochs}")
+        for batch in bar:
+            x, y = _check_batch(batch)
+            x = x.to(device, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+            with engine.autocast():
+                logits = model(x)
+                loss = criterion(logits, y)
+            optim.zero_grad(set_to_none=True)
+            engine.backward(loss)
+            if grad_clip is not None:
+                engine.clip(model, optim, grad_clip)
+            engine.step(optim)
+            scheduler.step()
+            loss_sum += loss.detach() * y.shape[0]
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += y.shape[0]
+        if not math.isfinite(float(loss_sum)):
+            raise FloatingPointError(
+                f"training loss became {float(loss_sum)} in epoch {epoch + 1}: lower lr or set grad_clip"
+            )
+        totals = engine.reduce_sum(torch.stack([loss_sum, correct.to(loss_sum.dtype),
+                                                torch.tensor(float(seen), device=device)]))  # fmt: skip
+        train_seconds = time.perf_counter() - tick
+        record = {
+            "epoch": epoch + 1,
+            "lr": optim.param_groups[0]["lr"],
+            "train_loss": float(totals[0] / totals[2]),
+            "train_accuracy": float(totals[1] / totals[2]),
+            "epoch_time_s": train_seconds,
+            "samples_per_s": float(totals[2]) / max(train_seconds, 1e-9),
+        }
+        if val_loader is not None:
+            record.update(_validate(model, val_loader, engine, num_classes))
+        history.epochs.append(record)
+        history.train_time_s = time.perf_counter() - started
+
+        value = record.get(monitor, float("nan"))
+        improved = _monitor_is_better(monitor, value, history.best_metric)
+        if improved:
+            history.best_epoch, history.best_metric = epoch + 1, value
+            stale_epochs = 0
+            if restore_best and checkpoint_dir is None:
+                best_state = copy.deepcopy(base_model.state_dict())
+        else:
+            stale_epochs += 1
+        if checkpoint_dir is not None and engine.is_main:
+            checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            common = {"model": base_model, "history": history.to_dict(), "epoch": epoch + 1, "train_config": run_config}
+            if improved:
+                save_checkpoint(checkpoint_dir / "best.ckpt", **common)
+            save_checkpoint(
+                checkpoint_dir / "last.ckpt",
+                **common,
+                optimizer=optim.state_dict(),
+                scheduler=scheduler.state_dict(),
+                scaler=engine.scaler.state_dict() if engine.scaler is not None else None,
+                stale_epochs=stale_epochs,
+            )
+        engine.wait()
+        if progress and engine.is_main:
+            shown = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k not in ("epoch", "lr"))
+            print(f"epoch {epoch + 1}/{epochs}: {shown}", flush=True)
+        for callback in callbacks:
+            callback(record)
+        if early_stopping is not None and stale_epochs >= early_stopping:
+            history.stopped_early = True
+            break
+
+    if restore_best and history.best_epoch is not None and history.best_epoch != len(history.epochs):
+        if checkpoint_dir is not None:
+            best_state = read_checkpoint(checkpoint_dir / "best.ckpt")["state_dict"]
+        if best_state is not None:
+            base_model.load_state_dict(best_state)
+    return history
+
+
+@torch.no_grad()
+def _validate(model, loader, engine: _Engine, num_classes: int | None) -> dict:
+    model.eval()
+    device = engine.device
+    losses, predictions, targets = [], [], []
+    for batch in loader:
+        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        with engine.autocast():
+            logits = model(x)
+        losses.append(nn.functional.cross_entropy(logits.float(), y, reduction="none"))
+        predictions.append(logits.argmax(1))
+        targets.append(y)
+    loss = engine.gather(torch.cat(losses)).float().cpu().numpy()
+    y_pred = engine.gather(torch.cat(predictions)).cpu().numpy()
+    y_true = engine.gather(torch.cat(targets)).cpu().numpy()
+    k = num_classes or int(max(y_pred.max(), y_true.max()) + 1)
+    confusion = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    metrics = metrics_from_confusion(confusion)
+    return {
+        "val_loss": float(loss.mean()),
+        "val_accuracy": metrics["accuracy"],
+        "val_balanced_accuracy": metrics["balanced_accuracy"],
+        "val_macro_f1": metrics["macro_f1"],
+    }

@@ -1,0 +1,73 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ferlib.cli import main
+
+
+def test_help_of_every_command_has_examples(capsys):
+    for command in ([], ["info"], ["train"], ["evaluate"], ["runs"], ["models"], ["synth"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*command, "--help"])
+        assert exit_info.value.code == 0
+        assert "examples:" in capsys.readouterr().out
+
+
+def test_unknown_option_is_one_line():
+    result = subprocess.run(
+        [sys.executable, "-m", "ferlib", "train", "--bogus"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unrecognized arguments: --bogus" in lines[0]
+
+
+def test_info_json(capsys):
+    assert main(["info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert {"torch", "device", "torch_threads"} <= set(info)
+
+
+def test_train_evaluate_runs_end_to_end(tmp_path, capsys):
+    out, results = tmp_path / "run", tmp_path / "results.sqlite"
+    args = ["train", "--dataset", "test-blobs", "--model", "cnn_small", "--profile", "smoke", "--epochs", "2",
+            "--batch-size", "16", "--out", str(out), "--results", str(results), "--no-progress", "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    for name in ("best.ckpt", "last.ckpt", "history.csv", "metrics.json"):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["metrics"]["test_accuracy"] <= 1.0
+    assert metrics["environment"]["torch"]
+    capsys.readouterr()
+    assert main(args) == 0  # stored: skipped
+    assert "already stored" in capsys.readouterr().out
+    assert main(["evaluate", str(out / "best.ckpt"), "--dataset", "test-blobs", "--split", "val", "--json"]) == 0
+    assert 0.0 <= json.loads(capsys.readouterr().out)["accuracy"] <= 1.0
+    assert main(["runs", "--results", str(results)]) == 0
+    assert "cnn_small" in capsys.readouterr().out
+
+
+def test_holdout_selection_and_report_split(tmp_path):
+    args = ["train", "--dataset", "test-blobs", "--profile", "smoke", "--epochs", "1", "--val-split", "holdout",
+            "--report-split", "val", "--out", str(tmp_path), "--results", str(tmp_path / "r.sqlite"),
+            "--no-progress", "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    assert "val_accuracy" in json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["evaluate", "missing.ckpt", "--dataset", "test-blobs"], "checkpoint not found: missing.ckpt"),
+        (["train", "--dataset", "nope", "--no-progress"], "unknown dataset 'nope'"),
+        (["train", "--dataset", "test-blobs", "--model", "nope", "--no-progress"], "unknown model 'nope'"),
+        (["runs", "--results", "nowhere.sqlite"], "no results database"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
