@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from ferlib.errors import FerlibError
@@ -75,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_data_arguments(train)
     train.add_argument("--model", default="cnn_small", help="registered model name (see 'ferlib models')")
+    train.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keyword argument of the model, repeatable (e.g. --model-option widths=[64,128,256,512])",
+    )
     train.add_argument("--out", default="runs/latest", help="output folder (default runs/latest)")
     train.add_argument("--epochs", type=int, default=None, help="default: the profile's")
     train.add_argument("--batch-size", type=int, default=64)
@@ -146,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_options(pairs: list[str]) -> dict:
+    """``["width=64", "dropout=0.3"]`` -> ``{"width": 64, "dropout": 0.3}`` (values read as YAML)."""
+    import yaml
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--model-option expects KEY=VALUE, got {pair!r}")
+        try:
+            options[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            raise ValueError(f"--model-option {pair!r}: the value is not valid YAML") from error
+    return options
+
+
 def _dataset_options(args) -> dict:
     return {"image_size": args.image_size} if args.image_size else {}
 
@@ -164,20 +188,18 @@ def _cmd_info(args) -> int:
 
 def _training_data(args, transform):
     """Train, selection and report splits, following --val-split and --report-split."""
+    from ferlib.data.splits import dataset_labels
     from ferlib.data.subsets import LabelledSubset, load_profile_split
-    from ferlib.train import dataset_labels
 
     options = _dataset_options(args)
     load = lambda split, **kw: load_profile_split(  # noqa: E731
         args.dataset, split, args.profile, args.data_dir, task=args.task, seed=args.seed, **options, **kw
     )
     if args.val_split == "holdout":
-        from ferlib.data.subsets import stratified_sample
+        from ferlib.data.splits import stratified_holdout
 
         plain = load("train")
-        labels = dataset_labels(plain)
-        held = stratified_sample(labels, max(1, int(round(len(labels) * args.holdout_fraction))), seed=args.seed)
-        kept = sorted(set(range(len(labels))) - set(held.tolist()))
+        kept, held = stratified_holdout(dataset_labels(plain), args.holdout_fraction, seed=args.seed)
         augmented = load("train", transform=transform) if transform is not None else plain
         train, val = LabelledSubset(augmented, kept), LabelledSubset(plain, held)
     else:
@@ -191,18 +213,35 @@ def _cmd_train(args) -> int:
     from ferlib.bench import ResultsStore
     from ferlib.profiles import get_profile
 
+    started = time.perf_counter()
     profile = get_profile(args.profile)
     epochs = args.epochs or profile.epochs
     out = Path(args.out)
     config = {
-        "command": "train", "dataset": args.dataset, "data_dir": args.data_dir, "task": args.task,
-        "model": args.model, "profile": args.profile, "epochs": epochs, "batch_size": args.batch_size,
-        "lr": args.lr, "weight_decay": args.weight_decay, "optimizer": args.optimizer,
-        "schedule": args.schedule, "label_smoothing": args.label_smoothing,
-        "class_weights": args.class_weights, "grad_clip": args.grad_clip, "augment": args.augment,
-        "val_split": args.val_split, "holdout_fraction": args.holdout_fraction,
-        "report_split": args.report_split, "tta": args.tta, "image_size": args.image_size, "seed": args.seed,
-    }  # fmt: skip
+        "command": "train",
+        "dataset": args.dataset,
+        "data_dir": args.data_dir,
+        "task": args.task,
+        "model": args.model,
+        "model_options": _model_options(args.model_option),
+        "profile": args.profile,
+        "epochs": epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "optimizer": args.optimizer,
+        "schedule": args.schedule,
+        "label_smoothing": args.label_smoothing,
+        "class_weights": args.class_weights,
+        "grad_clip": args.grad_clip,
+        "augment": args.augment,
+        "val_split": args.val_split,
+        "holdout_fraction": args.holdout_fraction,
+        "report_split": args.report_split,
+        "tta": args.tta,
+        "image_size": args.image_size,
+        "seed": args.seed,
+    }
     store = ResultsStore(args.results)
     stored = store.get(config)
     if stored is not None and not args.force and (out / "best.ckpt").exists():
@@ -219,14 +258,30 @@ def _cmd_train(args) -> int:
     sample = train[0][0]
     channel_axis = 0 if sample.dim() == 3 else 1
     num_classes = getattr(train, "num_classes", None) or ferlib.NUM_CLASSES
-    model = ferlib.create_model(args.model, num_classes=num_classes, in_channels=int(sample.shape[channel_axis]))
+    model = ferlib.create_model(
+        args.model, num_classes=num_classes, in_channels=int(sample.shape[channel_axis]), **config["model_options"]
+    )
     history = ferlib.fit(
-        model, train, val, epochs=epochs, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, optimizer=args.optimizer, schedule=args.schedule,
-        label_smoothing=args.label_smoothing, class_weights=args.class_weights, grad_clip=args.grad_clip,
-        early_stopping=args.early_stopping, checkpoint_dir=out, resume=args.resume, seed=args.seed,
-        device=args.device, num_workers=args.num_workers, progress=not args.no_progress,
-    )  # fmt: skip
+        model,
+        train,
+        val,
+        epochs=epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        optimizer=args.optimizer,
+        schedule=args.schedule,
+        label_smoothing=args.label_smoothing,
+        class_weights=args.class_weights,
+        grad_clip=args.grad_clip,
+        early_stopping=args.early_stopping,
+        checkpoint_dir=out,
+        resume=args.resume,
+        seed=args.seed,
+        device=args.device,
+        num_workers=args.num_workers,
+        progress=not args.no_progress,
+    )
     from ferlib.train import _Engine  # the process's role under torchrun/accelerate
 
     if not _Engine(ferlib.resolve_device(args.device), "no").is_main:
@@ -237,7 +292,14 @@ def _cmd_train(args) -> int:
     metrics = {**summary, "best_epoch": history.best_epoch, "best_val": history.best_metric}
     cost = {"train_time_s": history.train_time_s, "samples_per_s": history.last.get("samples_per_s")}
     history.to_frame().to_csv(out / "history.csv", index=False)
-    report_json = {"config": config, "metrics": metrics, "cost": cost, "environment": environment}
+    report_json = {
+        "command": "ferlib " + " ".join(sys.argv[1:]) if sys.argv and "ferlib" in sys.argv[0] else None,
+        "wall_time_s": time.perf_counter() - started,
+        "config": config,
+        "metrics": metrics,
+        "cost": cost,
+        "environment": environment,
+    }
     (out / "metrics.json").write_text(json.dumps(report_json, indent=2, default=str) + "\n")
     store.add(config, metrics, cost=cost, name="train", device=environment["device_name"], force=True)
     print(
@@ -261,7 +323,8 @@ def _cmd_evaluate(args) -> int:
         print(json.dumps(result.summary(), indent=2))
     else:
         for record in result.to_records():
-            print(f"{record['metric']:>18}: {record['value']:.4f}  (95% CI {record['ci_low']:.4f}-{record['ci_high']:.4f})")
+            interval = f"95% CI {record['ci_low']:.4f}-{record['ci_high']:.4f}"
+            print(f"{record['metric']:>18}: {record['value']:.4f}  ({interval})")
         print(f"{'n':>18}: {result.n}")
     return 0
 
@@ -298,9 +361,14 @@ def _cmd_synth(args) -> int:
     from ferlib.data.synth import export_synthfer
 
     path = export_synthfer(
-        args.out, task=args.task, split=args.split, size=args.size, seed=args.seed, preset=args.preset,
+        args.out,
+        task=args.task,
+        split=args.split,
+        size=args.size,
+        seed=args.seed,
+        preset=args.preset,
         image_size=args.image_size,
-    )  # fmt: skip
+    )
     print(f"wrote {path}")
     return 0
 

@@ -23,8 +23,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ferlib.checkpoint import save_checkpoint, read_checkpoint
+from ferlib.checkpoint import read_checkpoint, save_checkpoint
 from ferlib.data.collate import collate_samples
+from ferlib.data.splits import dataset_labels
 from ferlib.evaluate import metrics_from_confusion
 from ferlib.runtime import resolve_device
 
@@ -81,20 +82,11 @@ def _as_loader(data, batch_size: int, shuffle: bool, num_workers: int, pin: bool
     )
 
 
-def dataset_labels(data) -> np.ndarray:
-    """All labels of a dataset: its ``labels`` attribute when it has one, else read sample by sample."""
-    if isinstance(data, DataLoader):
-        data = data.dataset
-    labels = getattr(data, "labels", None)
-    if labels is None:
-        labels = [int(data[i][1]) for i in range(len(data))]
-    return np.asarray(labels, dtype=np.int64)
-
-
 def class_weights_for(data, num_classes: int) -> torch.Tensor:
     """Inverse-frequency weights ``n / (K * count_k)`` over the K classes present (scikit-learn's
     ``"balanced"``); an absent class gets weight 0."""
-    counts = np.bincount(dataset_labels(data), minlength=num_classes).astype(np.float64)
+    labels = dataset_labels(data.dataset if isinstance(data, DataLoader) else data)
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     present = max(int((counts > 0).sum()), 1)
     weights = np.where(counts > 0, counts.sum() / (present * np.maximum(counts, 1)), 0.0)
     return torch.tensor(weights, dtype=torch.float32)
@@ -354,10 +346,16 @@ def fit(
         model, optim, train_loader, scheduler = engine.prepare(model, optim, train_loader, scheduler)
     base_model = engine.unwrap(model)
     run_config = {
-        "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
-        "weight_decay": weight_decay, "schedule": schedule, "label_smoothing": label_smoothing,
-        "grad_clip": grad_clip, "seed": seed,
-    }  # fmt: skip
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "optimizer": optimizer,
+        "weight_decay": weight_decay,
+        "schedule": schedule,
+        "label_smoothing": label_smoothing,
+        "grad_clip": grad_clip,
+        "seed": seed,
+    }
 
     started = time.perf_counter() - history.train_time_s
     for epoch in range(start_epoch, epochs):
@@ -394,8 +392,9 @@ def fit(
             raise FloatingPointError(
                 f"training loss became {float(loss_sum)} in epoch {epoch + 1}: lower lr or set grad_clip"
             )
-        totals = engine.reduce_sum(torch.stack([loss_sum, correct.to(loss_sum.dtype),
-                                                torch.tensor(float(seen), device=device)]))  # fmt: skip
+        totals = engine.reduce_sum(
+            torch.stack([loss_sum, correct.to(loss_sum.dtype), torch.tensor(float(seen), device=device)])
+        )
         train_seconds = time.perf_counter() - tick
         record = {
             "epoch": epoch + 1,

@@ -12,7 +12,7 @@ def plot_history(history, metrics=("loss", "accuracy"), axes=None, title: str | 
     if axes is None:
         _, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.4), squeeze=False)
         axes = axes[0]
-    for ax, metric in zip(axes, metrics):
+    for ax, metric in zip(axes, metrics, strict=True):
         for split, style in (("train", "-o"), ("val", "--s")):
             column = f"{split}_{metric}"
             if column in frame:

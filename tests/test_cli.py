@@ -32,8 +32,26 @@ def test_info_json(capsys):
 
 def test_train_evaluate_runs_end_to_end(tmp_path, capsys):
     out, results = tmp_path / "run", tmp_path / "results.sqlite"
-    args = ["train", "--dataset", "test-blobs", "--model", "cnn_small", "--profile", "smoke", "--epochs", "2",
-            "--batch-size", "16", "--out", str(out), "--results", str(results), "--no-progress", "--device", "cpu"]  # fmt: skip
+    args = [
+        "train",
+        "--dataset",
+        "test-blobs",
+        "--model",
+        "cnn_small",
+        "--profile",
+        "smoke",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--out",
+        str(out),
+        "--results",
+        str(results),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     for name in ("best.ckpt", "last.ckpt", "history.csv", "metrics.json"):
         assert (out / name).exists(), name
@@ -50,9 +68,26 @@ def test_train_evaluate_runs_end_to_end(tmp_path, capsys):
 
 
 def test_holdout_selection_and_report_split(tmp_path):
-    args = ["train", "--dataset", "test-blobs", "--profile", "smoke", "--epochs", "1", "--val-split", "holdout",
-            "--report-split", "val", "--out", str(tmp_path), "--results", str(tmp_path / "r.sqlite"),
-            "--no-progress", "--device", "cpu"]  # fmt: skip
+    args = [
+        "train",
+        "--dataset",
+        "test-blobs",
+        "--profile",
+        "smoke",
+        "--epochs",
+        "1",
+        "--val-split",
+        "holdout",
+        "--report-split",
+        "val",
+        "--out",
+        str(tmp_path),
+        "--results",
+        str(tmp_path / "r.sqlite"),
+        "--no-progress",
+        "--device",
+        "cpu",
+    ]
     assert main(args) == 0
     assert "val_accuracy" in json.loads((tmp_path / "metrics.json").read_text())["metrics"]
 

@@ -34,10 +34,19 @@ def test_fit_under_torchrun_with_two_cpu_processes(tmp_path):
     script = tmp_path / "train_ddp.py"
     root = str(Path(__file__).resolve().parents[1])
     script.write_text(SCRIPT.format(root=root, out=str(out), results=str(tmp_path / "r.sqlite")))
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-               str(script)]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**__import__("os").environ,
-                            "OMP_NUM_THREADS": "1"})  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        str(script),
+    ]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     ranks = [json.loads((out / f"rank{i}.json").read_text()) for i in (0, 1)]
     assert all(r["world"] == 2 and r["code"] == 0 for r in ranks)

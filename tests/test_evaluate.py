@@ -21,9 +21,7 @@ def test_metrics_match_scikit_learn(seed):
     assert metrics["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
     assert metrics["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
     assert metrics["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro", zero_division=0))
-    precision, recall, _, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=range(7), zero_division=0
-    )
+    precision, recall, _, support = precision_recall_fscore_support(y_true, y_pred, labels=range(7), zero_division=0)
     scores = per_class_scores(confusion_matrix(y_true, y_pred, 7))
     assert np.allclose(scores["precision"], precision) and np.allclose(scores["recall"], recall)
     assert np.array_equal(scores["support"], support)

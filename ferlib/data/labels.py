@@ -24,7 +24,6 @@ def emotion_id(name: str, label_map: Mapping[str, str | None] | None = None) -> 
         key = mapped
     if key not in EMOTION_TO_ID:
         raise ValueError(
-            f"unknown emotion label {name!r}: expected one of {', '.join(EMOTIONS)}"
-            " (or map it with label_map)"
+            f"unknown emotion label {name!r}: expected one of {', '.join(EMOTIONS)} (or map it with label_map)"
         )
     return EMOTION_TO_ID[key]

@@ -26,7 +26,4 @@ class FERModel(nn.Module):
         channel_axis = 1 if dims == 4 else 2
         if x.dim() != dims or x.shape[channel_axis] != self.in_channels:
             name = getattr(self, "ferlib_name", type(self).__name__)
-            raise ValueError(
-                f"{name} expects input of shape {layout} with C={self.in_channels}, "
-                f"got {list(x.shape)}"
-            )
+            raise ValueError(f"{name} expects input of shape {layout} with C={self.in_channels}, got {list(x.shape)}")

@@ -1,0 +1,115 @@
+"""Transforms on float image tensors ``[C, H, W]`` (or clips ``[T, C, H, W]``) in [0, 1].
+
+- :class:`Equalize` and :class:`CLAHE`: contrast enhancement (Pitaloka et al. 2017) as
+  dataset transforms, e.g. ``load_dataset("fer2013", root=..., transform=CLAHE())``.
+- :func:`train_augmentation`: named presets of train-time augmentation built on
+  ``torchvision.transforms.v2``. A clip gets the same random transform on every frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torchvision.transforms import v2
+
+from ferlib.data.faces import apply_clahe, equalize_histogram
+
+__all__ = ["AUGMENTATIONS", "CLAHE", "Equalize", "Normalize", "train_augmentation"]
+
+AUGMENTATIONS: tuple[str, ...] = ("none", "flip", "flip_shift", "strong")
+
+
+class _PerImage(torch.nn.Module):
+    """Apply a uint8 numpy function to every image of a float tensor ``[..., C, H, W]``."""
+
+    def _apply(self, image: np.ndarray) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim < 3:
+            raise ValueError(
+                f"{type(self).__name__} expects a float tensor [..., C, H, W], got {type(x).__name__}"
+            )
+        flat = x.detach().reshape(-1, *x.shape[-3:]).cpu()
+        channels = flat.shape[1]
+        if channels not in (1, 3):
+            raise ValueError(f"{type(self).__name__} expects 1 or 3 channels, got {channels}")
+        out = torch.empty_like(flat, dtype=torch.float32)
+        for i, image in enumerate(flat):
+            array = (image.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+            result = self._apply(array[:, :, 0] if channels == 1 else array)
+            result = torch.from_numpy(np.ascontiguousarray(result))
+            out[i] = (result.unsqueeze(0) if result.ndim == 2 else result.permute(2, 0, 1)).float() / 255.0
+        return out.reshape(x.shape).to(x.device)
+
+
+class Equalize(_PerImage):
+    """Global histogram equalisation (on luminance for RGB)."""
+
+    def _apply(self, image: np.ndarray) -> np.ndarray:
+        return equalize_histogram(image)
+
+
+class CLAHE(_PerImage):
+    """Contrast-limited adaptive histogram equalisation with OpenCV's ``createCLAHE``."""
+
+    def __init__(self, clip_limit: float = 2.0, tile_grid_size: int = 8) -> None:
+        super().__init__()
+        self.clip_limit = clip_limit
+        self.tile_grid_size = tile_grid_size
+
+    def extra_repr(self) -> str:
+        return f"clip_limit={self.clip_limit}, tile_grid_size={self.tile_grid_size}"
+
+    def _apply(self, image: np.ndarray) -> np.ndarray:
+        return apply_clahe(image, self.clip_limit, self.tile_grid_size)
+
+
+class Normalize(torch.nn.Module):
+    """``(x - mean) / std`` per channel; a scalar mean/std applies to every channel."""
+
+    def __init__(self, mean: float | tuple[float, ...] = 0.5, std: float | tuple[float, ...] = 0.5) -> None:
+        super().__init__()
+        self.mean = torch.as_tensor(mean, dtype=torch.float32).reshape(-1, 1, 1)
+        self.std = torch.as_tensor(std, dtype=torch.float32).reshape(-1, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+
+def train_augmentation(
+    name: str = "flip_shift", *, shift: float = 0.1
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A named train-time augmentation preset for float tensors in [0, 1].
+
+    - ``"none"``: identity.
+    - ``"flip"``: random horizontal flip (expressions are nearly mirror-symmetric).
+    - ``"flip_shift"``: flip + random shift of up to ``shift`` of the side.
+    - ``"strong"``: flip + rotation (15 degrees), shift, scale (0.9-1.1), brightness/contrast
+      jitter and random erasing (a crude occlusion).
+
+    Examples
+    --------
+    >>> import torch
+    >>> augment = train_augmentation("strong")
+    >>> tuple(augment(torch.rand(1, 48, 48)).shape)
+    (1, 48, 48)
+    """
+    if name == "none":
+        return v2.Identity()
+    if name == "flip":
+        return v2.RandomHorizontalFlip()
+    if name == "flip_shift":
+        return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomAffine(degrees=0.0, translate=(shift, shift))])
+    if name == "strong":
+        return v2.Compose(
+            [
+                v2.RandomHorizontalFlip(),
+                v2.RandomAffine(degrees=15.0, translate=(shift, shift), scale=(0.9, 1.1)),
+                v2.ColorJitter(brightness=0.2, contrast=0.2),
+                v2.RandomErasing(p=0.5, scale=(0.02, 0.15), value=0.0),
+            ]
+        )
+    raise ValueError(f"unknown augmentation {name!r}: expected one of {', '.join(AUGMENTATIONS)}")

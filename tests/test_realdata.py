@@ -1,0 +1,60 @@
+"""The FER2013 loader on the real copy in ../shared/data (skipped when it is absent)."""
+
+from __future__ import annotations
+
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from ferlib.data import EMOTIONS, load_dataset
+from ferlib.data.datasets import MissingSplitError, load_splits
+
+ARCHIVE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fer2013-dev.tar.gz"
+
+pytestmark = [
+    pytest.mark.realdata,
+    pytest.mark.skipif(not ARCHIVE.is_file(), reason=f"real FER2013 copy not found at {ARCHIVE}"),
+]
+
+TRAIN_COUNTS = {
+    "angry": 3995,
+    "disgust": 436,
+    "fear": 4097,
+    "happy": 7215,
+    "neutral": 4965,
+    "sad": 4830,
+    "surprise": 3171,
+}
+
+
+@pytest.fixture(scope="session")
+def fer2013_root(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("fer2013-real")
+    with tarfile.open(ARCHIVE) as archive:
+        archive.extractall(target, filter="data")
+    return target
+
+
+def test_fer2013_folder_copy_has_the_paper_split_sizes(fer2013_root, tmp_path):
+    start = time.perf_counter()
+    train = load_dataset("fer2013", split="train", root=fer2013_root, cache_dir=tmp_path)
+    decode_seconds = time.perf_counter() - start
+    val = load_dataset("fer2013", split="val", root=fer2013_root)
+    assert (len(train), len(val)) == (28_709, 3_589)
+    assert train.class_counts() == {name: TRAIN_COUNTS[name] for name in EMOTIONS}
+    assert tuple(train.images.shape) == (28_709, 1, 48, 48)
+    assert {m["usage"] for m in val.metas} == {"PublicTest"}
+    x, y, meta = train[0]
+    assert tuple(x.shape) == (1, 48, 48) and 0 <= x.min() and x.max() <= 1
+    assert decode_seconds < 120, f"decoding 28,709 JPEGs took {decode_seconds:.1f} s"
+    with pytest.raises(MissingSplitError, match="no 'test' split"):
+        load_dataset("fer2013", split="test", root=fer2013_root)
+
+
+def test_fer2013_recipe_protocol_without_private_test(fer2013_root):
+    parts = load_splits("fer2013", root=fer2013_root, val_fraction=0.1, seed=0)
+    assert len(parts["train"]) + len(parts["val"]) == 28_709
+    assert abs(len(parts["val"]) - 2_871) <= 7  # 10% of each class, rounded
+    assert len(parts["test"]) == 3_589 and "official val" in parts["test"].protocol
