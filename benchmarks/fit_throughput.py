@@ -45,8 +45,9 @@ def plain_loop(model: nn.Module, data: TensorDataset, epochs: int, batch_size: i
 
 def fit_loop(model: nn.Module, data: TensorDataset, epochs: int, batch_size: int, device: torch.device) -> float:
     start = time.perf_counter()
-    ferlib.fit(model, data, epochs=epochs, batch_size=batch_size, lr=1e-3, device=device, progress=False,
-               mixed_precision="no")  # fmt: skip
+    ferlib.fit(
+        model, data, epochs=epochs, batch_size=batch_size, lr=1e-3, device=device, progress=False, mixed_precision="no"
+    )
     if device.type == "cuda":
         torch.cuda.synchronize()
     return epochs * len(data) / (time.perf_counter() - start)
@@ -64,10 +65,14 @@ def main() -> None:
 
     device = ferlib.resolve_device(args.device)
     generator = torch.Generator().manual_seed(0)
-    data = TensorDataset(torch.rand(args.samples, 1, 48, 48, generator=generator),
-                         torch.randint(0, 7, (args.samples,), generator=generator))  # fmt: skip
-    print(f"hardware: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"device {ferlib.runtime.device_name(device)}; torch {torch.__version__}")  # fmt: skip
+    data = TensorDataset(
+        torch.rand(args.samples, 1, 48, 48, generator=generator),
+        torch.randint(0, 7, (args.samples,), generator=generator),
+    )
+    print(
+        f"hardware: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"device {ferlib.runtime.device_name(device)}; torch {torch.__version__}"
+    )
     print(f"model {args.model}, {args.samples} samples 1x48x48, batch {args.batch_size}, {args.epochs} epochs/run")
     # Warm-up both paths once (allocator, kernels).
     plain_loop(ferlib.create_model(args.model), data, 1, args.batch_size, device)
@@ -79,9 +84,12 @@ def main() -> None:
         torch.manual_seed(0)
         fitted.append(fit_loop(ferlib.create_model(args.model), data, args.epochs, args.batch_size, device))
     ratios = [f / p for f, p in zip(fitted, plain, strict=True)]
-    print(f"plain loop : median {statistics.median(plain):8.1f} samples/s  (runs: {', '.join(f'{v:.0f}' for v in plain)})")
-    print(f"ferlib.fit : median {statistics.median(fitted):8.1f} samples/s  (runs: {', '.join(f'{v:.0f}' for v in fitted)})")
-    print(f"ratio fit/plain: median {statistics.median(ratios):.3f} (per pair: {', '.join(f'{r:.3f}' for r in ratios)})")
+    for label, values in (("plain loop", plain), ("ferlib.fit", fitted)):
+        runs = ", ".join(f"{v:.0f}" for v in values)
+        print(f"{label} : median {statistics.median(values):8.1f} samples/s  (runs: {runs})")
+    print(
+        f"ratio fit/plain: median {statistics.median(ratios):.3f} (per pair: {', '.join(f'{r:.3f}' for r in ratios)})"
+    )
 
 
 if __name__ == "__main__":
