@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 from ferlib.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint  # noqa: E402
 from ferlib.data import EMOTIONS, NUM_CLASSES, collate_samples, list_datasets, load_dataset  # noqa: E402
+from ferlib.data.datasets import load_split, load_splits  # noqa: E402
 from ferlib.errors import CheckpointError, DataError, FerlibError  # noqa: E402
 from ferlib.evaluate import EvaluationResult, evaluate, predict_proba  # noqa: E402
 from ferlib.models import create_model, list_models  # noqa: E402
@@ -33,6 +34,8 @@ __all__ = [
     "list_models",
     "load_checkpoint",
     "load_dataset",
+    "load_split",
+    "load_splits",
     "predict_proba",
     "read_checkpoint",
     "resolve_device",

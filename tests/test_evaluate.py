@@ -12,6 +12,7 @@ from ferlib.evaluate import (
 )
 
 
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_metrics_match_scikit_learn(seed):
     rng = np.random.default_rng(seed)
