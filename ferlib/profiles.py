@@ -26,7 +26,7 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", 256, 64, 128, 1, (0,), 64, 32),
-    "quick": Profile("quick", 4000, 800, 1500, 8, (0, 1, 2), 600, 300),
+    "quick": Profile("quick", 4000, 800, 1500, 16, (0, 1, 2), 600, 300),
     "full": Profile("full", 40000, 5000, 10000, 40, (0, 1, 2, 3, 4), 8000, 2000),
 }
 

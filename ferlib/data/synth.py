@@ -69,7 +69,7 @@ __all__ = [
     "synth_faces",
 ]
 
-VERSION = 1  # bump when generation changes, so old caches are not reused
+VERSION = 2  # bump when generation changes, so old caches are not reused
 TASKS = ("static", "video-basic", "video-subtle", "smile-dynamics")
 SPLITS = ("train", "val", "test")
 SMILE_CLASSES = ("posed", "spontaneous")
