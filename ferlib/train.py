@@ -247,7 +247,10 @@ def fit(
 
     Parameters
     ----------
-    model : any ferlib model (or ``nn.Module`` returning logits ``[B, K]``).
+    model : any ferlib model (or ``nn.Module`` returning logits ``[B, K]``). A model with an
+        ``aux_loss(aux, metas, image_size)`` method (the multi-task CNN) also trains its auxiliary
+        head: ``forward(x, return_aux=True)`` and the samples' ``meta`` (e.g. ``landmarks`` in
+        pixels of the sample image) give the extra loss.
     train_data, val_data : datasets or loaders of ``(x, y)`` or ``(x, y, meta)``.
     epochs, batch_size, lr, weight_decay, momentum : the usual; ``optimizer`` is ``"adamw"`` or ``"sgd"``.
     schedule : ``"cosine"`` (default), ``"onecycle"`` or ``"constant"``; stepped every batch.
@@ -345,6 +348,7 @@ def fit(
     else:
         model, optim, train_loader, scheduler = engine.prepare(model, optim, train_loader, scheduler)
     base_model = engine.unwrap(model)
+    aux_loss = getattr(base_model, "aux_loss", None)
     run_config = {
         "epochs": epochs,
         "batch_size": batch_size,
@@ -374,11 +378,16 @@ def fit(
         bar = _progress(train_loader, progress and engine.is_main, desc=f"epoch {epoch + 1}/{epochs}")
         for batch in bar:
             x, y = _check_batch(batch)
+            metas = batch[2] if len(batch) == 3 else None
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
             with engine.autocast():
-                logits = model(x)
-                loss = criterion(logits, y)
+                if aux_loss is not None and metas is not None:
+                    logits, aux = model(x, return_aux=True)
+                    loss = criterion(logits, y) + aux_loss(aux, metas, image_size=tuple(x.shape[-2:]))
+                else:
+                    logits = model(x)
+                    loss = criterion(logits, y)
             optim.zero_grad(set_to_none=True)
             engine.backward(loss)
             if grad_clip is not None:

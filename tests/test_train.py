@@ -126,3 +126,23 @@ def test_wrong_input_shape_is_one_clear_line():
         model(torch.zeros(2, 16, 16))
     with pytest.raises(ValueError, match="C=1"):
         model(torch.zeros(2, 3, 16, 16))
+
+
+class _LandmarkBlobs(BlobFaces):
+    """BlobFaces whose meta also holds 5 landmarks in pixels (the texture's centre, repeated)."""
+
+    def __getitem__(self, index: int):
+        image, label, meta = super().__getitem__(index)
+        return image, label, {**meta, "landmarks": torch.full((5, 2), 8.0)}
+
+
+def test_multitask_model_trains_its_landmark_head():
+    data = _LandmarkBlobs()
+    ferlib.seed_everything(0)
+    model = ferlib.create_model("cnn_multitask", num_classes=4, num_landmarks=5)
+    before = model(data.images[:4], return_aux=True)[1]["landmarks"].detach()
+    _fit(model, data, epochs=3, lr=3e-3)
+    model.eval()
+    after = model(data.images[:4], return_aux=True)[1]["landmarks"].detach()
+    # Targets are the image centre, 8 px of 16, i.e. 0.5 in normalised coordinates.
+    assert (after - 0.5).abs().mean() < (before - 0.5).abs().mean()
