@@ -242,6 +242,10 @@ def fit(
     num_workers: int = 0,
     progress: bool = True,
     callbacks: Sequence[Callable[[dict], None]] = (),
+    group_balance: str | None = None,
+    group_attribute: str | Sequence[str] | None = None,
+    class_balance: bool = False,
+    dro_step: float = 0.01,
 ) -> History:
     """Train ``model`` on ``train_data`` and return its :class:`History`.
 
@@ -267,6 +271,16 @@ def fit(
         :func:`ferlib.seed_everything` for identical initial weights too.
     device : ``"auto"`` (CUDA, MPS, CPU), or a device name.
     callbacks : functions called with each epoch's record, after it is stored.
+    group_balance : mitigate a gap between the ``group_attribute`` groups of ``meta["group"]``:
+        ``"reweight"`` weights each sample's loss by ``n / (G * n_g)`` (inverse group frequency),
+        ``"sample"`` draws batches with a ``WeightedRandomSampler`` that makes groups equally
+        likely, ``"dro"`` is group DRO (Sagawa et al. 2020): exponentiated-gradient weights over
+        the groups' losses with step size ``dro_step``; its group weights are stored in each
+        epoch's record (``group_weights``). ``None`` (default) trains plainly.
+    group_attribute : the attribute (or a list of attributes, for their intersections) whose
+        groups ``group_balance`` balances; see :func:`ferlib.fairness.dataset_groups`.
+    class_balance : draw batches with a sampler that makes classes equally likely (with
+        ``group_balance="sample"``: every (group, class) cell).
 
     Examples
     --------
@@ -284,11 +298,47 @@ def fit(
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     if monitor.startswith("val_") and val_data is None:
         monitor = monitor.replace("val_", "train_", 1) if monitor in ("val_accuracy", "val_loss") else "train_loss"
+    if group_balance not in (None, "reweight", "sample", "dro"):
+        raise ValueError(f"group_balance must be None, 'reweight', 'sample' or 'dro', got {group_balance!r}")
+    if group_balance is not None and group_attribute is None:
+        raise ValueError(f"group_balance={group_balance!r} needs group_attribute (e.g. 'skin_tone')")
     engine = _Engine(resolve_device(device), mixed_precision)
     device = engine.device
     model.to(device)
 
-    train_loader = _as_loader(train_data, batch_size, True, num_workers, device.type == "cuda")
+    group_index: dict[str, int] = {}
+    sample_weights = None
+    if group_balance is not None or class_balance:
+        if isinstance(train_data, DataLoader):
+            raise ValueError("group_balance and class_balance need a Dataset, not a DataLoader, as train_data")
+        from ferlib.fairness import dataset_groups, group_key, group_sample_weights
+
+        groups = None
+        if group_balance is not None:
+            groups = dataset_groups(train_data, group_attribute)
+            keys = (groups.astype(str) if groups.ndim == 1 else groups.astype(str).agg(" / ".join, axis=1)).to_numpy()
+            group_index = {str(key): i for i, key in enumerate(sorted(set(keys.tolist())))}
+            group_counts = np.bincount([group_index[k] for k in keys], minlength=len(group_index))
+        if group_balance == "sample" or class_balance:
+            sample_weights = group_sample_weights(
+                groups if group_balance == "sample" else None, dataset_labels(train_data) if class_balance else None
+            )
+    if sample_weights is not None:
+        sampler_generator = torch.Generator()
+        train_loader = DataLoader(
+            train_data,
+            batch_size=batch_size,
+            sampler=torch.utils.data.WeightedRandomSampler(
+                torch.as_tensor(sample_weights, dtype=torch.double), len(train_data), generator=sampler_generator
+            ),
+            generator=sampler_generator,
+            num_workers=num_workers,
+            collate_fn=collate_samples,
+            pin_memory=device.type == "cuda",
+            persistent_workers=num_workers > 0,
+        )
+    else:
+        train_loader = _as_loader(train_data, batch_size, True, num_workers, device.type == "cuda")
     val_loader = (
         _as_loader(val_data, max(batch_size, 256), False, num_workers, device.type == "cuda")
         if val_data is not None
@@ -307,6 +357,28 @@ def fit(
     criterion = nn.CrossEntropyLoss(
         weight=weights.to(device) if weights is not None else None, label_smoothing=label_smoothing
     )
+    group_loss = None  # per-sample losses -> one loss, when the groups weigh in
+    dro = None
+    if group_balance in ("reweight", "dro"):
+        per_sample = nn.CrossEntropyLoss(
+            weight=weights.to(device) if weights is not None else None,
+            label_smoothing=label_smoothing,
+            reduction="none",
+        )
+        if group_balance == "reweight":
+            group_weight = torch.tensor(
+                group_counts.sum() / (len(group_counts) * group_counts), dtype=torch.float32, device=device
+            )
+
+            def group_loss(logits, y, ids):
+                return (per_sample(logits, y) * group_weight[ids]).mean()
+        else:
+            from ferlib.fairness import GroupDRO
+
+            dro = GroupDRO(len(group_index), dro_step, device=device)
+
+            def group_loss(logits, y, ids):
+                return dro.loss(per_sample(logits, y), ids, reduce=engine.reduce_sum)
 
     optim = _make_optimizer(model, optimizer, lr, weight_decay, momentum)
     steps_per_epoch = math.ceil(len(train_loader) / engine.world_size)
@@ -337,6 +409,9 @@ def fit(
         saved = state["history"]
         history = History(**{**saved, "epochs": list(saved["epochs"])})
         start_epoch = int(state["epoch"])
+        if dro is not None and history.epochs and "group_weights" in history.epochs[-1]:
+            saved_q = history.epochs[-1]["group_weights"]
+            dro.q = torch.tensor([saved_q[key] for key in group_index], dtype=torch.float32, device=device)
         stale_epochs = int(state.get("stale_epochs", 0))
         if history.best_epoch is not None and checkpoint_dir is not None and (checkpoint_dir / "best.ckpt").exists():
             best_state = read_checkpoint(checkpoint_dir / "best.ckpt")["state_dict"]
@@ -360,6 +435,10 @@ def fit(
         "grad_clip": grad_clip,
         "seed": seed,
     }
+    if group_balance is not None or class_balance:
+        run_config.update(
+            group_balance=group_balance, group_attribute=group_attribute, class_balance=class_balance, dro_step=dro_step
+        )
 
     started = time.perf_counter() - history.train_time_s
     for epoch in range(start_epoch, epochs):
@@ -382,12 +461,23 @@ def fit(
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
             with engine.autocast():
-                if aux_loss is not None and metas is not None:
-                    logits, aux = model(x, return_aux=True)
-                    loss = criterion(logits, y) + aux_loss(aux, metas, image_size=tuple(x.shape[-2:]))
+                if group_loss is None:
+                    if aux_loss is not None and metas is not None:
+                        logits, aux = model(x, return_aux=True)
+                        loss = criterion(logits, y) + aux_loss(aux, metas, image_size=tuple(x.shape[-2:]))
+                    else:
+                        logits = model(x)
+                        loss = criterion(logits, y)
                 else:
-                    logits = model(x)
-                    loss = criterion(logits, y)
+                    if metas is None:
+                        raise ValueError(f"group_balance={group_balance!r} needs samples (x, y, meta['group'])")
+                    ids = torch.tensor([group_index[group_key(m, group_attribute)] for m in metas], device=device)
+                    if aux_loss is not None:
+                        logits, aux = model(x, return_aux=True)
+                        loss = group_loss(logits, y, ids) + aux_loss(aux, metas, image_size=tuple(x.shape[-2:]))
+                    else:
+                        logits = model(x)
+                        loss = group_loss(logits, y, ids)
             optim.zero_grad(set_to_none=True)
             engine.backward(loss)
             if grad_clip is not None:
@@ -413,6 +503,8 @@ def fit(
             "epoch_time_s": train_seconds,
             "samples_per_s": float(totals[2]) / max(train_seconds, 1e-9),
         }
+        if dro is not None:
+            record["group_weights"] = {key: float(w) for key, w in zip(group_index, dro.q.tolist(), strict=True)}
         if val_loader is not None:
             record.update(_validate(model, val_loader, engine, num_classes))
         history.epochs.append(record)
@@ -442,7 +534,9 @@ def fit(
             )
         engine.wait()
         if progress and engine.is_main:
-            shown = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k not in ("epoch", "lr"))
+            shown = ", ".join(
+                f"{k}={v:.4g}" for k, v in record.items() if k not in ("epoch", "lr") and isinstance(v, (int, float))
+            )
             print(f"epoch {epoch + 1}/{epochs}: {shown}", flush=True)
         for callback in callbacks:
             callback(record)

@@ -51,3 +51,75 @@ def plot_confusion_matrix(result, normalize: bool = True, ax=None, title: str = 
     ax.set_ylabel("true class")
     ax.set_title(title)
     return ax
+
+
+def plot_map_grid(images, maps=None, column_labels=None, row_labels=None, title=None, alpha: float = 0.45):
+    """Grey images in a grid, each optionally overlaid with a map in [0, 1] (Grad-CAM, attention).
+
+    ``images`` is ``[R, K, H, W]`` (R rows of K images); ``maps`` is ``None`` or a list of R
+    entries, each ``[K, H, W]`` or ``None`` (no overlay on that row). Returns the ``[R, K]`` Axes.
+    """
+    images = np.asarray(images, dtype=float)
+    rows, columns = images.shape[:2]
+    maps = [None] * rows if maps is None else list(maps)
+    if len(maps) != rows:
+        raise ValueError(f"need one map entry per row: {rows} rows, {len(maps)} entries")
+    fig, axes = plt.subplots(rows, columns, figsize=(1.55 * columns, 1.6 * rows + 0.5), squeeze=False)
+    for r in range(rows):
+        for k in range(columns):
+            ax = axes[r, k]
+            ax.imshow(images[r, k], cmap="gray", vmin=0, vmax=1)
+            if maps[r] is not None:
+                ax.imshow(np.asarray(maps[r][k], dtype=float), cmap="jet", alpha=alpha, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0 and column_labels is not None:
+                ax.set_title(column_labels[k], fontsize=9)
+        if row_labels is not None:
+            axes[r, 0].set_ylabel(row_labels[r], fontsize=9)
+    if title:
+        fig.suptitle(title)
+    plt.tight_layout()
+    return axes
+
+
+def plot_accuracy_vs_cost(summary, cost: str = "flops", metric: str = "accuracy", ax=None, title=None):
+    """Scatter of ``metric`` against ``cost`` (log scale), one labelled point per row of ``summary``.
+
+    ``summary`` is a table with ``model``, ``cost`` and ``metric`` columns, e.g. from
+    :func:`ferlib.compare.summarize_runs`; FLOPs are shown in millions.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    scale, unit = (1e6, "MFLOPs per image") if cost == "flops" else (1.0, cost.replace("_", " "))
+    for _, row in summary.iterrows():
+        x, y = row[cost] / scale, row[metric]
+        ax.scatter(x, y, s=40)
+        ax.annotate(row["model"], (x, y), fontsize=8, xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{unit} (log scale)")
+    ax.set_ylabel(f"test {metric.replace('_', ' ')} (mean over seeds)")
+    ax.set_title(title or f"{metric.replace('_', ' ').capitalize()} against cost")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_mean_curves(curves, by: str, metric: str = "val_accuracy", chance: float | None = None, ax=None, title=None):
+    """Per-epoch ``metric`` averaged over runs (e.g. seeds), one line per value of ``by``.
+
+    ``curves`` is a long table with ``epoch``, ``by`` and ``metric`` columns, e.g. the
+    concatenated ``History.to_frame()`` of several runs with a ``variant`` column added.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.8))
+    for key, group in curves.groupby(by, sort=False):
+        mean = group.groupby("epoch")[metric].mean()
+        ax.plot(mean.index, mean.values, marker="o", label=str(key))
+    if chance is not None:
+        ax.axhline(chance, color="gray", linestyle="--", label="chance")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{metric.replace('_', ' ')} (mean over runs)")
+    ax.set_title(title or f"{metric.replace('_', ' ')} per epoch")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return ax
