@@ -63,18 +63,26 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**63)
 
 
-def _as_loader(data, batch_size: int, shuffle: bool, num_workers: int, pin: bool) -> DataLoader:
+def _as_loader(data, batch_size: int, shuffle: bool, num_workers: int, pin: bool, sample_weights=None) -> DataLoader:
+    """A loader over ``data`` (returned as is if it already is one); ``sample_weights`` draws
+    batches with a seeded ``WeightedRandomSampler`` instead of shuffling."""
     if isinstance(data, DataLoader):
         return data
     if not isinstance(data, Dataset) and not hasattr(data, "__getitem__"):
         raise TypeError(f"expected a Dataset or DataLoader, got {type(data).__name__}")
     if len(data) == 0:
         raise ValueError("the dataset is empty")
+    generator = torch.Generator() if shuffle or sample_weights is not None else None
+    sampler = None
+    if sample_weights is not None:
+        weights = torch.as_tensor(sample_weights, dtype=torch.double)
+        sampler = torch.utils.data.WeightedRandomSampler(weights, len(data), generator=generator)
     return DataLoader(
         data,
         batch_size=batch_size,
-        shuffle=shuffle,
-        generator=torch.Generator() if shuffle else None,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        generator=generator,
         num_workers=num_workers,
         collate_fn=collate_samples,
         pin_memory=pin,
@@ -323,22 +331,9 @@ def fit(
             sample_weights = group_sample_weights(
                 groups if group_balance == "sample" else None, dataset_labels(train_data) if class_balance else None
             )
-    if sample_weights is not None:
-        sampler_generator = torch.Generator()
-        train_loader = DataLoader(
-            train_data,
-            batch_size=batch_size,
-            sampler=torch.utils.data.WeightedRandomSampler(
-                torch.as_tensor(sample_weights, dtype=torch.double), len(train_data), generator=sampler_generator
-            ),
-            generator=sampler_generator,
-            num_workers=num_workers,
-            collate_fn=collate_samples,
-            pin_memory=device.type == "cuda",
-            persistent_workers=num_workers > 0,
-        )
-    else:
-        train_loader = _as_loader(train_data, batch_size, True, num_workers, device.type == "cuda")
+    train_loader = _as_loader(
+        train_data, batch_size, True, num_workers, device.type == "cuda", sample_weights=sample_weights
+    )
     val_loader = (
         _as_loader(val_data, max(batch_size, 256), False, num_workers, device.type == "cuda")
         if val_data is not None

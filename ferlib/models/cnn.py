@@ -39,6 +39,17 @@ def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
+def double_conv_stages(in_channels: int, widths: Sequence[int]) -> list[nn.Sequential]:
+    """VGG-style stages of two conv blocks each, max-pooling at the start of every stage but the
+    first, so that the last stage's output (the Grad-CAM layer) keeps 6x6 at 48x48 input."""
+    stages, channels = [], in_channels
+    for width in widths:
+        pool = [nn.MaxPool2d(2)] if stages else []
+        stages.append(nn.Sequential(*pool, conv_block(channels, width), conv_block(width, width)))
+        channels = width
+    return stages
+
+
 class SmallCNN(FERModel):
     """Three conv blocks with max-pooling, global average pooling and a linear head."""
 
@@ -92,15 +103,8 @@ class VGGFER(FERModel):
         dropout: float = 0.5,
     ):
         super().__init__(in_channels, num_classes)
-        blocks = []
-        channels = in_channels
-        for width in widths:
-            # The pooling sits at the start of every block but the first, so that the last
-            # block's output (the Grad-CAM layer) keeps its 6x6 resolution at 48x48 input.
-            pool = [nn.MaxPool2d(2)] if blocks else []
-            blocks.append(nn.Sequential(*pool, conv_block(channels, width), conv_block(width, width)))
-            channels = width
-        self.features = nn.Sequential(*blocks)
+        self.features = nn.Sequential(*double_conv_stages(in_channels, widths))
+        channels = widths[-1]
         self.pool = nn.Sequential(nn.MaxPool2d(2), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Sequential(
             nn.Dropout(dropout),
@@ -243,13 +247,8 @@ class CBAMCNN(FERModel):
         dropout: float = 0.3,
     ):
         super().__init__(in_channels, num_classes)
-        stages = []
-        channels = in_channels
-        for width in widths:
-            pool = [nn.MaxPool2d(2)] if stages else []
-            stages.append(nn.Sequential(*pool, conv_block(channels, width), conv_block(width, width)))
-            channels = width
-        self.stages = nn.ModuleList(stages)
+        self.stages = nn.ModuleList(double_conv_stages(in_channels, widths))
+        channels = widths[-1]
         self.attention = nn.ModuleList(CBAM(width, reduction) for width in widths)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(channels, num_classes))
 
@@ -393,9 +392,7 @@ def _landmark_targets(metas, predicted: torch.Tensor) -> tuple[torch.Tensor, tor
             if value is not None:
                 value = torch.as_tensor(value, dtype=predicted.dtype, device=predicted.device)
                 if value.numel() != points * 2:
-                    raise ValueError(
-                        f"sample {i} has landmarks of shape {list(value.shape)}, expected [{points}, 2]"
-                    )
+                    raise ValueError(f"sample {i} has landmarks of shape {list(value.shape)}, expected [{points}, 2]")
                 targets[i] = value.reshape(points, 2)
     mask = ~torch.isnan(targets).flatten(1).any(dim=1)
     return torch.nan_to_num(targets), mask
