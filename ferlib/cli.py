@@ -1,4 +1,4 @@
-"""The ``ferlib`` command: ``info``, ``train``, ``evaluate``, ``runs`` and ``synth``.
+"""The ``ferlib`` command: ``info``, ``train``, ``evaluate``, ``runs``, ``synth`` and ``bench``.
 
 Every error from bad input ends as one line, ``ferlib: error: ...``, and a non-zero exit.
 """
@@ -151,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--preset", default="default")
     synth.add_argument("--image-size", type=int, default=48)
+
+    from ferlib.bench_cli import add_bench_parser
+
+    add_bench_parser(commands)  # bench run|merge|report
+
+    from ferlib.deploy_cli import add_deploy_parsers
+
+    add_deploy_parsers(commands)  # predict, export
     return parser
 
 
@@ -186,30 +194,7 @@ def _cmd_info(args) -> int:
     return 0
 
 
-def _training_data(args, transform):
-    """Train, selection and report splits, following --val-split and --report-split."""
-    from ferlib.data.splits import dataset_labels
-    from ferlib.data.subsets import LabelledSubset, load_profile_split
-
-    options = _dataset_options(args)
-    load = lambda split, **kw: load_profile_split(  # noqa: E731
-        args.dataset, split, args.profile, args.data_dir, task=args.task, seed=args.seed, **options, **kw
-    )
-    if args.val_split == "holdout":
-        from ferlib.data.splits import stratified_holdout
-
-        plain = load("train")
-        kept, held = stratified_holdout(dataset_labels(plain), args.holdout_fraction, seed=args.seed)
-        augmented = load("train", transform=transform) if transform is not None else plain
-        train, val = LabelledSubset(augmented, kept), LabelledSubset(plain, held)
-    else:
-        train = load("train", transform=transform) if transform is not None else load("train")
-        val = load("val")
-    return train, val, load(args.report_split)
-
-
 def _cmd_train(args) -> int:
-    import ferlib
     from ferlib.bench import ResultsStore
     from ferlib.profiles import get_profile
 
@@ -248,49 +233,20 @@ def _cmd_train(args) -> int:
         print(f"already stored as run {stored['id']} with {out}/best.ckpt; use --force to train again")
         return 0
 
-    transform = None
-    if args.augment != "none":
-        from ferlib.data.transforms import train_augmentation
+    from ferlib.experiment import run_experiment
 
-        transform = train_augmentation(args.augment)
-    ferlib.seed_everything(args.seed)
-    train, val, report = _training_data(args, transform)
-    sample = train[0][0]
-    channel_axis = 0 if sample.dim() == 3 else 1
-    num_classes = getattr(train, "num_classes", None) or ferlib.NUM_CLASSES
-    model = ferlib.create_model(
-        args.model, num_classes=num_classes, in_channels=int(sample.shape[channel_axis]), **config["model_options"]
-    )
-    history = ferlib.fit(
-        model,
-        train,
-        val,
-        epochs=epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        optimizer=args.optimizer,
-        schedule=args.schedule,
-        label_smoothing=args.label_smoothing,
-        class_weights=args.class_weights,
-        grad_clip=args.grad_clip,
-        early_stopping=args.early_stopping,
+    run = run_experiment(
+        {**config, "early_stopping": args.early_stopping},
+        device=args.device,
         checkpoint_dir=out,
         resume=args.resume,
-        seed=args.seed,
-        device=args.device,
         num_workers=args.num_workers,
         progress=not args.no_progress,
     )
-    from ferlib.train import _Engine  # the process's role under torchrun/accelerate
-
-    if not _Engine(ferlib.resolve_device(args.device), "no").is_main:
+    if not run["is_main"]:  # another process of a torchrun/accelerate group
         return 0
-    result = ferlib.evaluate(model, report, device=args.device, tta_flip=args.tta, seed=args.seed)
-    environment = ferlib.environment_info(args.device)
-    summary = {f"{args.report_split}_{key}": value for key, value in result.summary().items()}
-    metrics = {**summary, "best_epoch": history.best_epoch, "best_val": history.best_metric}
-    cost = {"train_time_s": history.train_time_s, "samples_per_s": history.last.get("samples_per_s")}
+    result, history, metrics, cost = run["result"], run["history"], run["metrics"], run["cost"]
+    environment = run["environment"]
     history.to_frame().to_csv(out / "history.csv", index=False)
     report_json = {
         "command": "ferlib " + " ".join(sys.argv[1:]) if sys.argv and "ferlib" in sys.argv[0] else None,
@@ -373,6 +329,24 @@ def _cmd_synth(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from ferlib.bench_cli import cmd_bench
+
+    return cmd_bench(args)
+
+
+def _cmd_predict(args) -> int:
+    from ferlib.deploy_cli import cmd_predict
+
+    return cmd_predict(args)
+
+
+def _cmd_export(args) -> int:
+    from ferlib.deploy_cli import cmd_export
+
+    return cmd_export(args)
+
+
 _COMMANDS = {
     "info": _cmd_info,
     "train": _cmd_train,
@@ -380,6 +354,9 @@ _COMMANDS = {
     "runs": _cmd_runs,
     "models": _cmd_models,
     "synth": _cmd_synth,
+    "bench": _cmd_bench,
+    "predict": _cmd_predict,
+    "export": _cmd_export,
 }
 
 

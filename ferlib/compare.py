@@ -7,13 +7,12 @@ A chapter calls :func:`compare_models` once and gets one tidy record per (model,
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-import torch
 from torch import nn
+
+from ferlib.efficiency import latency_ms  # noqa: F401  (moved there; kept importable from here)
 
 
 def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
@@ -39,34 +38,17 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
     return mean, mean - half, mean + half
 
 
-@torch.no_grad()
-def latency_ms(model: nn.Module, input_shape: Sequence[int], runs: int = 20, warmup: int = 3) -> float:
-    """Median wall time in milliseconds of one forward pass at batch 1 (``input_shape`` without batch).
+class _ImageOnly(nn.Module):
+    """A landmark-reading video model called with clips only: it gets neutral (all-zero)
+    landmarks of the right shape, so that its FLOPs and latency can be measured like any model's."""
 
-    The model runs in eval mode on its own device, without gradients, and is put back as it was.
-    """
-    if runs < 1 or warmup < 0:
-        raise ValueError(f"need runs >= 1 and warmup >= 0, got runs={runs}, warmup={warmup}")
-    parameter = next(model.parameters(), None)
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    x = torch.zeros(1, *input_shape, device=device)
-    was_training = model.training
-    model.eval()
-    try:
-        for _ in range(warmup):
-            model(x)
-        times = []
-        for _ in range(runs):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            model(x)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times.append((time.perf_counter() - start) * 1000.0)
-    finally:
-        model.train(was_training)
-    return float(statistics.median(times))
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        landmarks = x.new_zeros(x.shape[0], x.shape[1], self.model.num_landmarks, 2)
+        return self.model(x, landmarks=landmarks)
 
 
 def compare_models(
@@ -117,15 +99,17 @@ def compare_models(
         for seed in name_seeds:
             seed_everything(seed)
             options = model_kwargs.get(name, {})
-            model = create_model(name, num_classes=num_classes, in_channels=input_shape[0], **options)
+            # [C, H, W] images or [T, C, H, W] clips: the channels are third from the end.
+            model = create_model(name, num_classes=num_classes, in_channels=input_shape[-3], **options)
             history = fit(model, train, val, seed=seed, device=device, **fit_kwargs)
             result = evaluate(model, test, device=device, n_bootstrap=0)
             if cost is None:
                 cpu_model = model.to("cpu")
+                timed = _ImageOnly(cpu_model) if getattr(cpu_model, "uses_landmarks", False) else cpu_model
                 cost = {
                     "parameters": count_parameters(cpu_model),
-                    "flops": count_flops(cpu_model, input_shape),
-                    "latency_ms": latency_ms(cpu_model, input_shape, runs=latency_runs),
+                    "flops": count_flops(timed, input_shape),
+                    "latency_ms": latency_ms(timed, input_shape, runs=latency_runs),
                 }
             record = {
                 "model": name,

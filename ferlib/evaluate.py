@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from ferlib.data.collate import collate_samples
 from ferlib.data.labels import EMOTIONS
+from ferlib.models.base import forward_kwargs
 from ferlib.runtime import resolve_device
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -175,9 +176,10 @@ def predict_proba(
     probabilities, labels, metas = [], [], []
     for batch in _batches(data, batch_size):
         x = batch[0].to(device)
-        probs = torch.softmax(model(x).float(), dim=1)
+        kwargs = forward_kwargs(model, x, batch[2] if len(batch) == 3 else None)  # e.g. video clip lengths
+        probs = torch.softmax(model(x, **kwargs).float(), dim=1)
         if tta_flip:
-            probs = (probs + torch.softmax(model(torch.flip(x, dims=(-1,))).float(), dim=1)) / 2
+            probs = (probs + torch.softmax(model(torch.flip(x, dims=(-1,)), **kwargs).float(), dim=1)) / 2
         probabilities.append(probs.cpu())
         labels.append(torch.as_tensor(batch[1]))
         if len(batch) == 3:

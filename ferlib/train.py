@@ -27,6 +27,7 @@ from ferlib.checkpoint import read_checkpoint, save_checkpoint
 from ferlib.data.collate import collate_samples
 from ferlib.data.splits import dataset_labels
 from ferlib.evaluate import metrics_from_confusion
+from ferlib.models.base import forward_kwargs
 from ferlib.runtime import resolve_device
 
 OPTIMIZERS = ("adamw", "sgd")
@@ -254,6 +255,10 @@ def fit(
     group_attribute: str | Sequence[str] | None = None,
     class_balance: bool = False,
     dro_step: float = 0.01,
+    augment: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
+    adversarial: str | None = None,
+    adversarial_eps: float = 8 / 255,
+    adversarial_steps: int = 5,
 ) -> History:
     """Train ``model`` on ``train_data`` and return its :class:`History`.
 
@@ -289,6 +294,15 @@ def fit(
         groups ``group_balance`` balances; see :func:`ferlib.fairness.dataset_groups`.
     class_balance : draw batches with a sampler that makes classes equally likely (with
         ``group_balance="sample"``: every (group, class) cell).
+    augment : a callable ``x -> x`` applied to each training batch on the device (float in
+        [0, 1]), or the name of a :func:`ferlib.robustness.augmentation_policy`:
+        ``"trivialaugment"``, ``"randaugment"``, ``"random_erasing"`` or ``"occlusion"``.
+    adversarial : adversarial training on L-infinity examples of radius ``adversarial_eps`` (in
+        [0, 1] pixel units; 8/255 by default): ``"fgsm"`` is FGSM from a random start, step
+        1.25 eps (Wong et al. 2020, "fast is better than free"), ``"pgd"`` is PGD with
+        ``adversarial_steps`` steps (Madry et al. 2018). Each batch is replaced by its
+        adversarial version (after ``augment``), crafted with the model in eval mode; ``None``
+        (default) trains on clean batches. Both are recorded in the run config of checkpoints.
 
     Examples
     --------
@@ -306,6 +320,19 @@ def fit(
         raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     if monitor.startswith("val_") and val_data is None:
         monitor = monitor.replace("val_", "train_", 1) if monitor in ("val_accuracy", "val_loss") else "train_loss"
+    augment_fn = None
+    if isinstance(augment, str):
+        from ferlib.robustness import augmentation_policy
+
+        augment_fn = augmentation_policy(augment)
+    elif augment is not None:
+        if not callable(augment):
+            raise TypeError(f"augment must be None, a policy name or a callable, got {type(augment).__name__}")
+        augment_fn = augment
+    if adversarial not in (None, "fgsm", "pgd"):
+        raise ValueError(f"adversarial must be None, 'fgsm' or 'pgd', got {adversarial!r}")
+    if adversarial is not None and not 0.0 < adversarial_eps <= 1.0:
+        raise ValueError(f"adversarial_eps must be in (0, 1] (pixel units: 8/255 = 0.031), got {adversarial_eps}")
     if group_balance not in (None, "reweight", "sample", "dro"):
         raise ValueError(f"group_balance must be None, 'reweight', 'sample' or 'dro', got {group_balance!r}")
     if group_balance is not None and group_attribute is None:
@@ -429,7 +456,12 @@ def fit(
         "label_smoothing": label_smoothing,
         "grad_clip": grad_clip,
         "seed": seed,
+        "input_shape": None,  # one sample's shape, from the first batch; ``ferlib predict`` sizes crops by it
     }
+    if augment is not None:
+        run_config["augment"] = augment if isinstance(augment, str) else getattr(augment, "__name__", "callable")
+    if adversarial is not None:
+        run_config.update(adversarial=adversarial, adversarial_eps=adversarial_eps, adversarial_steps=adversarial_steps)
     if group_balance is not None or class_balance:
         run_config.update(
             group_balance=group_balance, group_attribute=group_attribute, class_balance=class_balance, dro_step=dro_step
@@ -455,13 +487,22 @@ def fit(
             metas = batch[2] if len(batch) == 3 else None
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
+            if run_config["input_shape"] is None:
+                run_config["input_shape"] = [int(v) for v in x.shape[1:]]
+            if augment_fn is not None:
+                x = augment_fn(x)
+            if adversarial is not None:
+                from ferlib.robustness import adversarial_batch
+
+                start = int(torch.randint(2**31 - 1, ()))  # the random start, from the epoch's seeded RNG
+                x = adversarial_batch(model, x, y, adversarial, adversarial_eps, steps=adversarial_steps, seed=start)
             with engine.autocast():
                 if group_loss is None:
                     if aux_loss is not None and metas is not None:
                         logits, aux = model(x, return_aux=True)
                         loss = criterion(logits, y) + aux_loss(aux, metas, image_size=tuple(x.shape[-2:]))
                     else:
-                        logits = model(x)
+                        logits = model(x, **forward_kwargs(model, x, metas))
                         loss = criterion(logits, y)
                 else:
                     if metas is None:
@@ -471,7 +512,7 @@ def fit(
                         logits, aux = model(x, return_aux=True)
                         loss = group_loss(logits, y, ids) + aux_loss(aux, metas, image_size=tuple(x.shape[-2:]))
                     else:
-                        logits = model(x)
+                        logits = model(x, **forward_kwargs(model, x, metas))
                         loss = group_loss(logits, y, ids)
             optim.zero_grad(set_to_none=True)
             engine.backward(loss)
@@ -555,7 +596,7 @@ def _validate(model, loader, engine: _Engine, num_classes: int | None) -> dict:
     for batch in loader:
         x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
         with engine.autocast():
-            logits = model(x)
+            logits = model(x, **forward_kwargs(model, x, batch[2] if len(batch) == 3 else None))
         losses.append(nn.functional.cross_entropy(logits.float(), y, reduction="none"))
         predictions.append(logits.argmax(1))
         targets.append(y)

@@ -51,3 +51,13 @@ def test_compare_models_records_every_seed_and_summarises():
     assert math.isnan(summary.loc["gru_rows", "accuracy_low"])
     cnn = summary.loc["cnn_small"]
     assert cnn["accuracy_low"] <= cnn["accuracy"] <= cnn["accuracy_high"]
+
+
+def test_compare_models_measures_cost_of_landmark_video_models():
+    import ferlib
+
+    clips = [ferlib.load_dataset("synthfer", split=s, size=8, task="video-basic", frames=3, image_size=24)
+             for s in ("train", "val", "test")]
+    records, _ = compare_models(["gru"], *clips, seeds=[0], model_kwargs={"gru": {"features": "landmarks"}},
+                                fit_kwargs={"epochs": 1}, latency_runs=1)
+    assert records[0]["flops"] > 0 and records[0]["latency_ms"] > 0

@@ -1,8 +1,14 @@
-"""Batching samples ``(x, y)`` or ``(x, y, meta)``: tensors are stacked, metadata kept as a list."""
+"""Batching samples ``(x, y)`` or ``(x, y, meta)``: tensors are stacked, metadata kept as a list.
+
+Video clips ``[T, C, H, W]`` of different lengths are zero-padded at the end to the longest
+clip of the batch. Each clip's true length then reaches the model through the metadata:
+``meta["num_frames"]`` (in a copy of the sample's meta dict) and
+:func:`ferlib.models.base.forward_kwargs`, which turns it into ``lengths=`` for video models.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -10,7 +16,11 @@ import torch
 def collate_samples(batch: Sequence[tuple]) -> tuple:
     """Stack images/clips and labels; keep ``meta`` dicts as a list (their keys may differ).
 
-    Returns ``(x, y)`` or ``(x, y, metas)``, matching the samples' arity.
+    Returns ``(x, y)`` or ``(x, y, metas)``, matching the samples' arity. Video clips
+    (4-D samples ``[T, C, H, W]``) may differ in ``T``: they are zero-padded to the longest,
+    and every sample's meta (a copy; ``{}`` if it had none) gets ``"num_frames": T_i``. Clips
+    of different lengths given as ``(x, y)`` come back as ``(x, y, metas)`` so the lengths
+    are not lost. Other shape differences raise a ``ValueError``.
     """
     first = batch[0]
     if not isinstance(first, (tuple, list)) or len(first) not in (2, 3):
@@ -18,11 +28,22 @@ def collate_samples(batch: Sequence[tuple]) -> tuple:
             f"a sample must be (x, y) or (x, y, meta), got {type(first).__name__}"
             + (f" of length {len(first)}" if isinstance(first, (tuple, list)) else "")
         )
-    shapes = {tuple(sample[0].shape) for sample in batch}
-    if len(shapes) > 1:
+    tensors = [torch.as_tensor(sample[0]) for sample in batch]
+    shapes = {tuple(t.shape) for t in tensors}
+    is_video = all(t.dim() == 4 for t in tensors)
+    if len(shapes) > 1 and not (is_video and len({shape[1:] for shape in shapes}) == 1):
         raise ValueError(f"samples in a batch have different shapes {sorted(shapes)}; resize them first")
-    x = torch.stack([torch.as_tensor(sample[0]) for sample in batch])
+    if len(shapes) > 1:
+        x = torch.nn.utils.rnn.pad_sequence(tensors, batch_first=True)  # zeros after each clip's end
+    else:
+        x = torch.stack(tensors)
     y = torch.as_tensor([int(sample[1]) for sample in batch], dtype=torch.long)
-    if len(first) == 2:
+    if len(first) == 2 and len(shapes) == 1:
         return x, y
-    return x, y, [sample[2] for sample in batch]
+    metas = [sample[2] if len(sample) == 3 else None for sample in batch]
+    if is_video:
+        metas = [
+            {**(meta if isinstance(meta, Mapping) else {}), "num_frames": int(t.shape[0])}
+            for meta, t in zip(metas, tensors, strict=True)
+        ]
+    return x, y, metas

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
@@ -27,3 +29,54 @@ class FERModel(nn.Module):
         if x.dim() != dims or x.shape[channel_axis] != self.in_channels:
             name = getattr(self, "ferlib_name", type(self).__name__)
             raise ValueError(f"{name} expects input of shape {layout} with C={self.in_channels}, got {list(x.shape)}")
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel (``.module``) or ``torch.compile`` (``._orig_mod``) wrapper."""
+    for attribute in ("module", "_orig_mod"):
+        while isinstance(getattr(model, attribute, None), nn.Module):
+            model = getattr(model, attribute)
+    return model
+
+
+def _forward_parameters(model: nn.Module) -> frozenset[str]:
+    import inspect
+
+    try:
+        return frozenset(inspect.signature(model.forward).parameters)
+    except (TypeError, ValueError):
+        return frozenset()
+
+
+def forward_kwargs(model: nn.Module, x: torch.Tensor, metas) -> dict:
+    """Extra keyword arguments for ``model(x, **kwargs)`` taken from a batch's metadata list.
+
+    - ``lengths`` (LongTensor ``[B]``): the true frame count of each clip of a zero-padded video
+      batch, from ``meta["num_frames"]`` (set by :func:`ferlib.data.collate.collate_samples`);
+      given when ``model.forward`` accepts ``lengths``.
+    - ``landmarks`` (``[B, T, K, 2]``, ``(x / W, y / H)`` in [0, 1], zero-padded in time): from
+      per-frame ``meta["landmarks"]`` in pixels; given only to models with ``uses_landmarks = True``.
+
+    Returns ``{}`` when there are no metas or the model takes neither, so static models are
+    called exactly as before.
+    """
+    if not metas:
+        return {}
+    base = _unwrap(model)
+    parameters = _forward_parameters(base)
+    kwargs: dict = {}
+    if "lengths" in parameters and all(isinstance(m, Mapping) and "num_frames" in m for m in metas):
+        kwargs["lengths"] = torch.tensor([int(m["num_frames"]) for m in metas], dtype=torch.long, device=x.device)
+    if (
+        getattr(base, "uses_landmarks", False)
+        and "landmarks" in parameters
+        and all(isinstance(m, Mapping) and m.get("landmarks") is not None for m in metas)
+    ):
+        marks = [torch.as_tensor(m["landmarks"], dtype=torch.float32) for m in metas]
+        steps = x.shape[1] if x.dim() == 5 else max(len(mark) for mark in marks)
+        out = torch.zeros(len(marks), steps, *marks[0].shape[1:])
+        for i, mark in enumerate(marks):
+            out[i, : len(mark)] = mark[:steps]
+        scale = torch.tensor([x.shape[-1], x.shape[-2]], dtype=torch.float32)
+        kwargs["landmarks"] = (out / scale).to(x.device)
+    return kwargs

@@ -106,6 +106,9 @@ def create_model(name: str, num_classes: int = 7, in_channels: int = 1, **kwargs
     model.ferlib_name = name
     model.ferlib_kind = entry.kind
     model.ferlib_config = {"num_classes": num_classes, "in_channels": in_channels, **kwargs}
+    # A builder may record some options differently, e.g. a weights file it has already read
+    # (``encoder_checkpoint`` of the video models) as None, so that a rebuild does not read it.
+    model.ferlib_config.update(getattr(model, "config_overrides", {}))
     if pretrained is not None or freeze != "none":
         from ferlib.models.pretrained import apply_freeze, load_pretrained
 

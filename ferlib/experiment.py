@@ -1,0 +1,194 @@
+"""One run from one config: data, model, training, evaluation and cost.
+
+``ferlib train`` and ``ferlib bench`` both build a config (a plain, JSON-serialisable dict) and call
+:func:`run_experiment`, so a single run and a grid run are configured and recorded the same way.
+
+Config keys (see :data:`RUN_DEFAULTS` for the defaults): ``dataset``, ``data_dir``, ``task``,
+``model``, ``model_options``, ``profile``, ``seed``; data options ``image_size`` and
+``data_options`` (keywords of the dataset, e.g. ``frames`` or ``preset``) and ``sizes`` (``train``,
+``val``, ``test`` sample counts overriding the profile's); fit options ``epochs`` (default: the
+profile's), ``batch_size``, ``lr``, ``weight_decay``, ``optimizer``, ``schedule``,
+``label_smoothing``, ``class_weights``, ``grad_clip``, ``augment``, ``early_stopping``,
+``val_split`` (``val`` or ``holdout``), ``holdout_fraction``, ``report_split`` and ``tta``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FIT_DEFAULTS: dict = {
+    "epochs": None,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "weight_decay": 1e-4,
+    "optimizer": "adamw",
+    "schedule": "cosine",
+    "label_smoothing": 0.0,
+    "class_weights": None,
+    "grad_clip": None,
+    "augment": "none",
+    "early_stopping": None,
+    "val_split": "val",
+    "holdout_fraction": 0.1,
+    "report_split": "test",
+    "tta": False,
+}
+
+RUN_DEFAULTS: dict = {
+    "dataset": "synthfer",
+    "data_dir": None,
+    "task": "static",
+    "model": "cnn_small",
+    "model_options": {},
+    "profile": "quick",
+    "image_size": None,
+    "data_options": {},
+    "sizes": {},
+    "seed": 0,
+    **FIT_DEFAULTS,
+}
+
+SIZE_KEYS = ("train", "val", "test")
+
+
+def _option(config: dict, key: str):
+    value = config.get(key, RUN_DEFAULTS.get(key))
+    return dict(value) if isinstance(value, dict) else value
+
+
+def load_split(config: dict, split: str, **kw):
+    """The ``split`` of the config's dataset at the profile's size, or at ``config["sizes"][split]``."""
+    from ferlib.data.subsets import load_profile_split
+
+    options = _option(config, "data_options") or {}
+    if config.get("image_size"):
+        options["image_size"] = config["image_size"]
+    dataset, task, seed = _option(config, "dataset"), _option(config, "task"), _option(config, "seed")
+    size = (_option(config, "sizes") or {}).get(split if split in SIZE_KEYS else "test")
+    if size is not None and dataset.lower() == "synthfer":
+        from ferlib.data.registry import load_dataset
+
+        return load_dataset("synthfer", split=split, size=int(size), task=task, **options, **kw)
+    data = load_profile_split(
+        dataset, split, _option(config, "profile"), _option(config, "data_dir"), task=task, seed=seed, **options, **kw
+    )
+    if size is not None and len(data) > size:
+        from ferlib.data.splits import dataset_labels, stratified_holdout
+        from ferlib.data.subsets import LabelledSubset
+
+        _, sample = stratified_holdout(dataset_labels(data), int(size) / len(data), seed)
+        data = data.subset(sample) if hasattr(data, "subset") else LabelledSubset(data, sample)
+    return data
+
+
+def training_data(config: dict, transform=None):
+    """Train, selection and report splits, following ``val_split`` and ``report_split``."""
+    from ferlib.data.splits import dataset_labels
+    from ferlib.data.subsets import LabelledSubset
+
+    if _option(config, "val_split") == "holdout":
+        from ferlib.data.splits import stratified_holdout
+
+        plain = load_split(config, "train")
+        kept, held = stratified_holdout(
+            dataset_labels(plain), _option(config, "holdout_fraction"), seed=_option(config, "seed")
+        )
+        augmented = load_split(config, "train", transform=transform) if transform is not None else plain
+        train, val = LabelledSubset(augmented, kept), LabelledSubset(plain, held)
+    else:
+        train = (
+            load_split(config, "train", transform=transform) if transform is not None else load_split(config, "train")
+        )
+        val = load_split(config, "val")
+    return train, val, load_split(config, _option(config, "report_split"))
+
+
+def run_experiment(
+    config: dict,
+    *,
+    device: str = "auto",
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    num_workers: int = 0,
+    progress: bool = False,
+    latency_runs: int = 0,
+) -> dict:
+    """Train and evaluate the run described by ``config``.
+
+    Returns ``{"metrics", "cost", "device", "model", "history", "result", "is_main"}``: the
+    metrics are the report split's summary (``test_accuracy``, ``test_macro_f1``, ... with 95%
+    intervals) plus ``best_epoch`` and ``best_val``; the cost holds ``train_time_s`` and
+    ``samples_per_s`` and, with ``latency_runs > 0``, ``parameters``, ``flops`` and the median
+    batch-1 CPU ``latency_ms`` over that many forward passes. Under ``torchrun`` only the main
+    process evaluates; the others return ``is_main=False`` and no metrics.
+
+    The result of ``(metrics, cost, device)`` is what :meth:`ferlib.bench.ResultsStore.run` stores.
+    """
+    import ferlib
+    from ferlib.profiles import get_profile
+    from ferlib.train import _Engine  # the process's role under torchrun/accelerate
+
+    unknown = sorted(set(config) - set(RUN_DEFAULTS) - {"command", "latency_runs"})
+    if unknown:
+        raise ValueError(f"unknown run config key {unknown[0]!r}: expected one of {', '.join(RUN_DEFAULTS)}")
+    option = lambda key: _option(config, key)  # noqa: E731
+    profile = get_profile(option("profile"))
+    epochs = option("epochs") or profile.epochs
+    seed = option("seed")
+    transform = None
+    if option("augment") != "none":
+        from ferlib.data.transforms import train_augmentation
+
+        transform = train_augmentation(option("augment"))
+    ferlib.seed_everything(seed)
+    train, val, report = training_data(config, transform)
+    sample = train[0][0]
+    channel_axis = 0 if sample.dim() == 3 else 1
+    num_classes = getattr(train, "num_classes", None) or ferlib.NUM_CLASSES
+    model = ferlib.create_model(
+        option("model"), num_classes=num_classes, in_channels=int(sample.shape[channel_axis]), **option("model_options")
+    )
+    history = ferlib.fit(
+        model,
+        train,
+        val,
+        epochs=epochs,
+        batch_size=option("batch_size"),
+        lr=option("lr"),
+        weight_decay=option("weight_decay"),
+        optimizer=option("optimizer"),
+        schedule=option("schedule"),
+        label_smoothing=option("label_smoothing"),
+        class_weights=option("class_weights"),
+        grad_clip=option("grad_clip"),
+        early_stopping=option("early_stopping"),
+        checkpoint_dir=checkpoint_dir,
+        resume=resume,
+        seed=seed,
+        device=device,
+        num_workers=num_workers,
+        progress=progress,
+    )
+    out = {"model": model, "history": history, "result": None, "metrics": None, "cost": None, "device": None}
+    out["is_main"] = _Engine(ferlib.resolve_device(device), "no").is_main
+    if not out["is_main"]:
+        return out
+    result = ferlib.evaluate(model, report, device=device, tta_flip=option("tta"), seed=seed)
+    split = option("report_split")
+    summary = {f"{split}_{key}": value for key, value in result.summary().items()}
+    metrics = {**summary, "best_epoch": history.best_epoch, "best_val": history.best_metric}
+    cost = {"train_time_s": history.train_time_s, "samples_per_s": history.last.get("samples_per_s")}
+    if latency_runs > 0:
+        from ferlib.compare import latency_ms
+        from ferlib.efficiency import count_flops, count_parameters
+
+        input_shape = tuple(sample.shape)
+        cpu_model = model.to("cpu").eval()
+        cost.update(
+            parameters=count_parameters(cpu_model),
+            flops=count_flops(cpu_model, input_shape),
+            latency_ms=latency_ms(cpu_model, input_shape, runs=latency_runs),
+        )
+    environment = ferlib.environment_info(device)
+    out.update(result=result, metrics=metrics, cost=cost, device=environment["device_name"], environment=environment)
+    return out

@@ -1,0 +1,120 @@
+"""ONNX export parity, ONNX Runtime inference, int8 quantisation and the efficiency profile."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ferlib
+from ferlib.data.synth import SynthFER
+from ferlib.efficiency import latency, peak_memory, profile_model, throughput, train_time_per_epoch
+
+pytest.importorskip("onnxruntime")
+
+from ferlib.export import OnnxModel, compare_quantized, export_onnx, onnx_parity, quantize_onnx  # noqa: E402
+
+SHAPE = (1, 48, 48)
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return SynthFER("val", size=64, seed=3)
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(synth):
+    torch.manual_seed(0)
+    model = ferlib.create_model("cnn_small", width=8)
+    ferlib.fit(model, SynthFER("train", size=64), None, epochs=1, batch_size=32, progress=False, device="cpu")
+    return model.eval()
+
+
+@pytest.mark.parametrize("name", ["cnn_small", "gru_rows"])
+def test_onnx_parity_on_random_and_synthfer_inputs(tmp_path, synth, name, trained_cnn):
+    torch.manual_seed(0)
+    model = trained_cnn if name == "cnn_small" else ferlib.create_model(name, hidden_size=32, num_layers=1).eval()
+    path = export_onnx(model, tmp_path / f"{name}.onnx", SHAPE)
+    assert path.is_file() and not list(tmp_path.glob("*.partial"))
+    random_inputs = torch.rand(7, *SHAPE, generator=torch.Generator().manual_seed(1))
+    assert onnx_parity(model, path, random_inputs) <= 1e-4
+    assert onnx_parity(model, path, synth) <= 1e-4
+    # The batch axis is dynamic and the session gives logits and probabilities.
+    session = OnnxModel(path)
+    assert session.input_shape == SHAPE
+    logits = session(random_inputs[:3])
+    assert logits.shape == (3, 7)
+    probs = session.predict_proba(random_inputs[:3])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    with torch.no_grad():
+        expected = torch.softmax(model(random_inputs[:3]), dim=1).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+
+
+def test_int8_quantized_model_runs_and_reports_accuracy(tmp_path, synth, trained_cnn):
+    path = export_onnx(trained_cnn, tmp_path / "cnn.onnx", SHAPE)
+    static = quantize_onnx(path, tmp_path / "cnn.int8.onnx", calibration=synth)
+    dynamic = quantize_onnx(path, tmp_path / "cnn.dyn.onnx")
+    for quantized in (static, dynamic):
+        stats = compare_quantized(path, quantized, synth, batch_size=32, runs=1)
+        assert stats["n"] == len(synth)
+        assert 0.0 <= stats["accuracy_int8"] <= 1.0
+        assert stats["accuracy_drop"] == pytest.approx(stats["accuracy_float"] - stats["accuracy_int8"])
+        assert stats["agreement"] >= 0.5  # int8 follows the float model on most inputs
+        assert stats["throughput_int8"] > 0 and stats["speedup"] > 0
+    # Static quantisation stores the convolution weights as int8: the file shrinks.
+    assert static.stat().st_size < 0.75 * path.stat().st_size
+
+
+def test_export_errors_are_ferlib_errors(tmp_path):
+    with pytest.raises(ferlib.FerlibError, match="not found"):
+        OnnxModel(tmp_path / "missing.onnx")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx file")
+    with pytest.raises(ferlib.FerlibError, match="not a readable ONNX model"):
+        OnnxModel(broken)
+
+
+def test_latency_throughput_memory_and_training_time():
+    model = ferlib.create_model("cnn_small", width=8)
+    stats = latency(model, SHAPE, runs=3, warmup=1)
+    assert 0 < stats["median_ms"] <= stats["p95_ms"] * 1.0001
+    assert throughput(model, SHAPE, batch_size=8, runs=2) > 0
+    memory = peak_memory(model, SHAPE, batch_size=16)
+    assert memory["method"] == "cpu_live_tensors"
+    # The first conv block's output alone (8 channels, 48x48, float32, batch 16) is alive at once.
+    assert memory["peak_bytes"] >= 16 * 8 * 48 * 48 * 4
+    assert memory["peak_bytes"] > peak_memory(model, SHAPE, batch_size=1)["peak_bytes"]
+    assert train_time_per_epoch(model, SHAPE, samples=32, batch_size=16) > 0
+    with pytest.raises(ValueError, match="runs >= 1"):
+        latency(model, SHAPE, runs=0)
+
+
+def test_compare_keeps_latency_ms_importable():
+    from ferlib.compare import latency_ms
+
+    assert latency_ms(ferlib.create_model("cnn_small", width=8), SHAPE, runs=2, warmup=0) > 0
+
+
+@pytest.mark.parametrize("kind", ["static", "video"])
+def test_profile_model_is_generic_over_kinds(kind):
+    names = ferlib.list_models(kind=kind)
+    if not names:
+        pytest.skip(f"no {kind} model registered")
+    name = "cnn_small" if kind == "static" else names[0]
+    record = profile_model(
+        name,
+        image_size=32,
+        frames=4,
+        runs=2,
+        warmup=1,
+        batch_sizes=(4,),
+        throughput_runs=1,
+        train_samples=8,
+        train_batch_size=4,
+        train_steps=1,
+    )
+    assert record["kind"] == kind and record["name"] == name
+    assert len(record["input_shape"]) == (3 if kind == "static" else 4)
+    assert record["parameters"] > 0 and record["flops"] > 0
+    assert record["latency_median_ms"] > 0 and record["throughput_4"] > 0 and record["train_time_per_epoch_s"] > 0
