@@ -12,8 +12,8 @@ Corruptions
     and so are the outputs. Random draws (noise fields, angles, positions, colours) depend only
     on ``seed``, never on the severity, so that a higher severity is the same corruption made
     stronger: for every corruption the mean absolute difference from the clean image grows with
-    the severity (for ``brightness`` the mean itself does), which the tests check; ``pixelate``'s
-    block grids do not nest, so partial blocks at the border can break this by a percent or two.
+    the severity (for ``brightness`` the mean itself does; for ``pixelate``, whose grids nest, the
+    root-mean-square difference), which the tests check.
 
 Face geometry
     Occluders are placed from facial landmarks when they are given (``landmarks=[B, 27, 2]`` in
@@ -115,7 +115,9 @@ _SHOT_NOISE = (120.0, 60.0, 30.0, 15.0, 8.0)  # photons at full scale
 _BLUR_SIGMA = (0.5, 0.75, 1.0, 1.35, 1.75)  # pixels at 32x32, scaled with the image
 _MOTION_LENGTH = (0.08, 0.13, 0.18, 0.24, 0.30)  # fraction of the width
 _JPEG_QUALITY = (70, 40, 22, 12, 6)
-_PIXELATE = (2, 3, 4, 6, 8)  # block side in pixels at 32x32
+# pixelate: nested block grids of 2, 4 and 8 pixels at 32x32 (scaled, powers of two), and the
+# severity's weight between two neighbouring grids
+_PIXELATE = ((0, 0.0), (0, 0.5), (1, 0.0), (1, 0.5), (2, 0.0))
 _ROTATION = (6.0, 12.0, 18.0, 25.0, 32.0)  # degrees, random sign
 _POSE = (10.0, 18.0, 27.0, 36.0, 45.0)  # simulated yaw in degrees, random side
 _EYES_BAND = (0.07, 0.10, 0.13, 0.16, 0.20)  # half-height of the sunglasses band
@@ -276,11 +278,19 @@ def _apply(name: str, x: torch.Tensor, s: int, u: torch.Tensor, gen: torch.Gener
         as_bytes = (x * 255).round().clamp(0, 255).to(torch.uint8)
         return TF.jpeg(as_bytes.cpu(), _JPEG_QUALITY[i]).to(x.device, torch.float32) / 255.0
     if name == "pixelate":
-        # square blocks of k x k pixels replaced by their mean (the last row and column of
-        # blocks may be partial), k growing with the severity and the image size
-        k = max(s + 1, int(round(_PIXELATE[i] * scale)))
-        means = F.avg_pool2d(x, k, stride=k, ceil_mode=True, count_include_pad=False)
-        return means.repeat_interleave(k, -2).repeat_interleave(k, -1)[..., :h, :w]
+        # Blocks of k x k pixels replaced by their mean (the last row and column of blocks may be
+        # partial). The grids nest (k = b, 2b, 4b), so each coarser image is an average of the finer
+        # one, and odd severities blend two neighbouring grids: the RMS distance from the clean
+        # image then grows with the severity by construction (nested projections).
+        base = 2 ** max(1, round(math.log2(max(2.0 * scale, 1.0))))
+        level, weight = _PIXELATE[i]
+
+        def blocks(k: int) -> torch.Tensor:
+            means = F.avg_pool2d(x, k, stride=k, ceil_mode=True, count_include_pad=False)
+            return means.repeat_interleave(k, -2).repeat_interleave(k, -1)[..., :h, :w]
+
+        fine = blocks(base * 2**level)
+        return fine if weight == 0 else (1 - weight) * fine + weight * blocks(base * 2 ** (level + 1))
     if name == "rotation":
         angle = torch.deg2rad(_ROTATION[i] * torch.where(u[:, 0] < 0.5, -1.0, 1.0)).to(x.device)
         cos, sin = torch.cos(angle), torch.sin(angle)
