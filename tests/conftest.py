@@ -6,10 +6,17 @@ import os
 
 import pytest
 import torch
+from hypothesis import settings
 from torch.utils.data import Dataset
 
 # nbval kernels inherit the environment: chapters run in the smoke profile under pytest.
 os.environ.setdefault("FERLIB_PROFILE", "smoke")
+
+# Property tests draw the same examples on every run (CI must not pass or fail by luck);
+# HYPOTHESIS_PROFILE=explore draws fresh ones, for hunting new counter-examples locally.
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
