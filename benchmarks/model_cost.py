@@ -10,39 +10,16 @@ gradients, after warm-up runs, with ``torch.set_num_threads(threads)``. FLOPs ar
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import torch
 
-from ferlib.efficiency import count_flops, count_parameters
-from ferlib.models import create_model, list_models
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _hardware import hardware_line  # noqa: E402
 
-
-def processor_name() -> str:
-    """The CPU model (platform.processor() is empty on most Linux systems)."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def latency_ms(model: torch.nn.Module, x: torch.Tensor, runs: int, warmup: int) -> float:
-    """Median wall time of one forward pass, in milliseconds."""
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + runs):
-            start = time.perf_counter()
-            model(x)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+from ferlib.efficiency import count_flops, count_parameters, latency_ms  # noqa: E402
+from ferlib.models import create_model, list_models  # noqa: E402
 
 
 def main() -> None:
@@ -57,17 +34,14 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(
-        f"# hardware: {processor_name()}, {os.cpu_count()} logical CPUs, "
-        f"torch {torch.__version__}, {args.threads} threads; input 1x{args.channels}x{args.size}x{args.size}"
-    )
+    print(f"# hardware: {hardware_line()}; input 1x{args.channels}x{args.size}x{args.size}")
     print(f"| {'model':<14} | {'params':>11} | {'MFLOPs':>9} | {'latency ms':>10} |")
     print(f"|{'-' * 16}|{'-' * 12}:|{'-' * 10}:|{'-' * 11}:|")
     shape = (args.channels, args.size, args.size)
     for name in list_models(args.models, kind="static"):
         model = create_model(name, in_channels=args.channels).eval()
         flops = count_flops(model, shape)
-        latency = latency_ms(model, torch.randn(1, *shape), args.runs, args.warmup)
+        latency = latency_ms(model, shape, runs=args.runs, warmup=args.warmup)
         print(f"| {name:<14} | {count_parameters(model):>11,} | {flops / 1e6:>9.1f} | {latency:>10.2f} |")
 
 

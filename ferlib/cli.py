@@ -35,6 +35,17 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
 
 
+def add_command(commands, name: str, help_text: str, examples: str) -> argparse.ArgumentParser:
+    """Add subcommand ``name`` to the ``commands`` subparsers, its ``--help`` ending in ``examples``."""
+    return commands.add_parser(
+        name,
+        help=help_text.replace("%", "%%"),
+        description=help_text,
+        epilog=_examples(examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ferlib",
@@ -52,13 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(name: str, help_text: str, examples: str) -> argparse.ArgumentParser:
-        return commands.add_parser(
-            name,
-            help=help_text.replace("%", "%%"),
-            description=help_text,
-            epilog=_examples(examples),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+        return add_command(commands, name, help_text, examples)
 
     info = command("info", "Print versions, the device and thread counts.", "ferlib info\nferlib info --json")
     info.add_argument("--json", action="store_true", help="print JSON instead of lines")

@@ -7,27 +7,18 @@ the training ones; :func:`add_deploy_parsers` adds them to the main parser.
 from __future__ import annotations
 
 import argparse
-import textwrap
 from pathlib import Path
 
 from ferlib.errors import FerlibError
 
 
-def _examples(text: str) -> str:
-    return "examples:\n" + textwrap.indent(textwrap.dedent(text).strip(), "  ")
-
-
 def add_deploy_parsers(commands) -> None:
     """Add ``predict`` and ``export`` to the main parser's subparsers action."""
 
+    from ferlib.cli import add_command
+
     def command(name: str, help_text: str, examples: str) -> argparse.ArgumentParser:
-        return commands.add_parser(
-            name,
-            help=help_text.replace("%", "%%"),
-            description=help_text,
-            epilog=_examples(examples),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
+        return add_command(commands, name, help_text, examples)
 
     predict = command(
         "predict",

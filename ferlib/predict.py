@@ -355,6 +355,21 @@ def _video_detector():
     return FaceDetector(find_eyes=False)
 
 
+def _track_and_classify(frame, detect: bool, tracker, detector, detect_width, predictor, smooth: float) -> list:
+    """One video frame: detect faces (when ``detect``), update the tracks, classify every face
+    seen in this frame and smooth each track's probabilities (EMA); returns those tracks."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    if detect:
+        tracker.update(_detect_scaled(detector, gray, detect_width))
+    tracks = [t for t in tracker.tracks if t.missed == 0]
+    if tracks:
+        source = gray if predictor.channels == 1 else cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        probs = predictor.classify(_prepare_tracks(tracks, source, predictor))
+        for track, p in zip(tracks, probs, strict=True):
+            track.probs = p if track.probs is None else smooth * p + (1.0 - smooth) * track.probs
+    return tracks
+
+
 def _prepare_tracks(tracks: list[_Track], frame: np.ndarray, predictor: Predictor) -> torch.Tensor:
     crops = [predictor.crop(frame, track.box) for track in tracks]
     if predictor.kind != "video":
@@ -469,15 +484,10 @@ def _predict_video(path, predictor, out, every, smooth, detect_width, progress, 
                     )
                     if not writer.isOpened():
                         raise FerlibError(f"OpenCV could not write {outputs[1]} (mp4v codec)")
-                gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-                if frames % every == 0:
-                    tracker.update(_detect_scaled(detector, gray, detect_width))
-                tracks = [t for t in tracker.tracks if t.missed == 0]
+                detect = frames % every == 0
+                tracks = _track_and_classify(frame, detect, tracker, detector, detect_width, predictor, smooth)
                 if tracks:
-                    source = gray if predictor.channels == 1 else cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                    probs = predictor.classify(_prepare_tracks(tracks, source, predictor))
-                    for track, p in zip(tracks, probs, strict=True):
-                        track.probs = p if track.probs is None else smooth * p + (1.0 - smooth) * track.probs
+                    for track in tracks:
                         emotion, probability = _label(names, track.probs)
                         x, y, w, h = track.box
                         table.writerow(
@@ -544,15 +554,9 @@ def predict_webcam(predictor: Predictor, camera: int = 0, every: int = 3, smooth
             ok, frame = capture.read()
             if not ok:
                 break
-            gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-            if frames % every == 0:
-                tracker.update(_detect_scaled(detector, gray, 320))
-            tracks = [t for t in tracker.tracks if t.missed == 0]
+            tracks = _track_and_classify(frame, frames % every == 0, tracker, detector, 320, predictor, smooth)
             if tracks:
-                source = gray if predictor.channels == 1 else cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                probs = predictor.classify(_prepare_tracks(tracks, source, predictor))
-                for track, p in zip(tracks, probs, strict=True):
-                    track.probs = p if track.probs is None else smooth * p + (1.0 - smooth) * track.probs
+                for track in tracks:
                     emotion, probability = _label(predictor.class_names, track.probs)
                     _draw(frame, track.box, f"{emotion} {probability:.2f}")
             now = time.perf_counter()
