@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         ferlib train --dataset fer2013 --data-dir data/fer2013 --model vgg_fer --profile full \\
             --epochs 30 --schedule onecycle --augment flip_shift --tta --val-split holdout \\
             --report-split val --out runs/fer2013
+        ferlib train --dataset ckplus --data-dir data/CK+ --folds 10 --fold 1 --out runs/ckplus/fold1
         torchrun --nproc_per_node 2 -m ferlib train --model cnn_small --device cpu --out runs/ddp
         """,
     )
@@ -109,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--holdout-fraction", type=float, default=0.1)
     train.add_argument("--report-split", default="test", help="split whose metrics are reported (default test)")
     train.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
+    train.add_argument(
+        "--folds", type=int, default=None, metavar="K", help="subject-independent K-fold cross-validation (with --fold)"
+    )
+    train.add_argument(
+        "--fold", type=int, default=None, metavar="I", help="test on fold I (1..K), select on a subject hold-out"
+    )
     train.add_argument("--num-workers", type=int, default=0)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--results", default="results/ferlib.sqlite", help="results database")
@@ -164,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     from ferlib.deploy_cli import add_deploy_parsers
 
     add_deploy_parsers(commands)  # predict, export
+
+    from ferlib.book_cli import add_book_parser
+
+    add_book_parser(commands)  # book run
     return parser
 
 
@@ -232,6 +243,8 @@ def _cmd_train(args) -> int:
         "image_size": args.image_size,
         "seed": args.seed,
     }
+    if args.folds is not None or args.fold is not None:  # only then, so stored configs keep their identity
+        config.update(folds=args.folds, fold=args.fold)
     store = ResultsStore(args.results)
     stored = store.get(config)
     if stored is not None and not args.force and (out / "best.ckpt").exists():
@@ -352,6 +365,12 @@ def _cmd_export(args) -> int:
     return cmd_export(args)
 
 
+def _cmd_book(args) -> int:
+    from ferlib.book_cli import cmd_book
+
+    return cmd_book(args)
+
+
 _COMMANDS = {
     "info": _cmd_info,
     "train": _cmd_train,
@@ -362,6 +381,7 @@ _COMMANDS = {
     "bench": _cmd_bench,
     "predict": _cmd_predict,
     "export": _cmd_export,
+    "book": _cmd_book,
 }
 
 

@@ -9,7 +9,8 @@ Config keys (see :data:`RUN_DEFAULTS` for the defaults): ``dataset``, ``data_dir
 ``val``, ``test`` sample counts overriding the profile's); fit options ``epochs`` (default: the
 profile's), ``batch_size``, ``lr``, ``weight_decay``, ``optimizer``, ``schedule``,
 ``label_smoothing``, ``class_weights``, ``grad_clip``, ``augment``, ``early_stopping``,
-``val_split`` (``val`` or ``holdout``), ``holdout_fraction``, ``report_split`` and ``tta``.
+``val_split`` (``val`` or ``holdout``), ``holdout_fraction``, ``report_split`` and ``tta``;
+cross-validation keys ``folds`` and ``fold`` (see :func:`fold_data`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ RUN_DEFAULTS: dict = {
     "data_options": {},
     "sizes": {},
     "seed": 0,
+    "folds": None,  # subject-independent K-fold cross-validation: K ...
+    "fold": None,  # ... and the test fold I, 1 <= I <= K
     **FIT_DEFAULTS,
 }
 
@@ -81,11 +84,74 @@ def load_split(config: dict, split: str, **kw):
     return data
 
 
+def _fold_pool(config: dict, **kw):
+    """The samples a cross-validation splits: the dataset's ``all`` split where it has one (CK+,
+    folders), else its ``train`` split (SynthFER, whose splits hold disjoint identities)."""
+    from ferlib.errors import DataError
+
+    try:
+        return load_split(config, "all", **kw)
+    except DataError:
+        raise
+    except ValueError:  # no "all" split
+        return load_split(config, "train", **kw)
+
+
+def fold_data(config: dict, transform=None):
+    """Train, selection and test parts of fold ``fold`` of a subject-independent ``folds``-fold
+    cross-validation of the config's dataset.
+
+    Folds are numbered from 1, as ``--shard``; every subject is in exactly one test fold, and the
+    partition depends on ``seed`` only, so the K runs of one seed test every sample once. The
+    selection (validation) part is a subject-independent ``holdout_fraction`` of the other folds:
+    the test fold is never used to choose an epoch. ``val_split`` and ``report_split`` do not apply.
+    Raises a ``ValueError`` if ``fold`` is out of range and a ``DataError`` if the samples have no
+    subject ids (``meta["subject"]``) or fewer subjects than folds.
+    """
+    import numpy as np
+
+    from ferlib.data.splits import (
+        dataset_labels,
+        dataset_subjects,
+        subject_independent_kfold,
+        subject_independent_split,
+    )
+    from ferlib.data.subsets import LabelledSubset
+    from ferlib.errors import DataError
+
+    k, fold = _option(config, "folds"), _option(config, "fold")
+    if k is None or fold is None:
+        raise ValueError(f"cross-validation needs both folds and fold (--folds K --fold I), got {k} and {fold}")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
+        raise ValueError(f"folds must be an integer >= 2, got {k!r}")
+    if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 1 <= fold <= k:
+        raise ValueError(f"fold must be between 1 and {k} (folds are numbered from 1), got {fold!r}")
+    pool = _fold_pool(config)
+    subjects = dataset_subjects(pool)
+    if all(subject == f"#{i}" for i, subject in enumerate(subjects)):
+        raise DataError(
+            f"{_option(config, 'dataset')} has no subject ids (meta['subject']): a subject-independent "
+            "cross-validation needs them (CK+ has them; FER2013 and RAF-DB do not)"
+        )
+    labels, seed = dataset_labels(pool), _option(config, "seed")
+    train_index, test_index = list(subject_independent_kfold(labels, k=int(k), seed=seed, subjects=subjects))[fold - 1]
+    fraction = _option(config, "holdout_fraction")
+    parts = subject_independent_split(
+        labels[train_index], (1.0 - fraction, fraction, 0.0), seed, subjects=subjects[train_index]
+    )
+    keep, held = train_index[parts["train"]], train_index[parts["val"]]
+    source = _fold_pool(config, transform=transform) if transform is not None else pool
+    return LabelledSubset(source, keep), LabelledSubset(pool, held), LabelledSubset(pool, test_index)
+
+
 def training_data(config: dict, transform=None):
-    """Train, selection and report splits, following ``val_split`` and ``report_split``."""
+    """Train, selection and report splits, following ``val_split`` and ``report_split``, or
+    the fold's parts (:func:`fold_data`) when the config sets ``folds`` or ``fold``."""
     from ferlib.data.splits import dataset_labels
     from ferlib.data.subsets import LabelledSubset
 
+    if _option(config, "folds") is not None or _option(config, "fold") is not None:
+        return fold_data(config, transform)
     if _option(config, "val_split") == "holdout":
         from ferlib.data.splits import stratified_holdout
 
@@ -174,7 +240,7 @@ def run_experiment(
     if not out["is_main"]:
         return out
     result = ferlib.evaluate(model, report, device=device, tta_flip=option("tta"), seed=seed)
-    split = option("report_split")
+    split = "test" if option("folds") is not None else option("report_split")
     summary = {f"{split}_{key}": value for key, value in result.summary().items()}
     metrics = {**summary, "best_epoch": history.best_epoch, "best_val": history.best_metric}
     cost = {"train_time_s": history.train_time_s, "samples_per_s": history.last.get("samples_per_s")}

@@ -1,0 +1,346 @@
+"""The numbers chapters measure, kept so that the verdict chapter can weigh the survey's claims.
+
+A chapter ends with ``record("05_rnns", profile=profile, dataset=dataset, decay=..., runs=frame)``,
+which writes ``<evidence dir>/<profile>-<dataset>/05_rnns.json``. The verdict chapter calls
+``load("05_rnns", profile=..., dataset=...)``; when that record is missing (the chapter was never
+executed with these parameters here) ``load`` executes the chapter with papermill first, so every
+number the verdict shows comes from a run of this book's code, never from a stored table.
+
+The evidence directory is ``$FERLIB_EVIDENCE_DIR`` when set (``ferlib book run`` sets it), else
+``_build/evidence`` beside the book's ``_toc.yml`` (so it lives and dies with the build cache),
+else ``~/.cache/ferlib/evidence``.
+
+The statistics the verdict uses are here too: ``difference`` (mean difference of two sets of
+per-seed results with a Welch, or pooled, Student-t interval), ``seed_noise`` and ``judge``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ferlib.errors import FerlibError
+
+_FRAME = "__dataframe__"
+
+
+def find_book_root(start: str | Path | None = None) -> Path | None:
+    """The nearest folder at or above ``start`` (default: the working directory) holding ``_toc.yml``."""
+    folder = Path(start or Path.cwd()).resolve()
+    for candidate in (folder, *folder.parents):
+        if (candidate / "_toc.yml").is_file():
+            return candidate
+    return None
+
+
+def evidence_dir() -> Path:
+    """Where evidence is kept (see the module docstring)."""
+    if os.environ.get("FERLIB_EVIDENCE_DIR"):
+        return Path(os.environ["FERLIB_EVIDENCE_DIR"])
+    root = find_book_root()
+    if root is not None:
+        return root / "_build" / "evidence"
+    return Path.home() / ".cache" / "ferlib" / "evidence"
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(text))
+
+
+def evidence_path(chapter: str, *, profile: str, dataset: str) -> Path:
+    """The file that holds ``chapter``'s evidence for one profile and dataset."""
+    return evidence_dir() / f"{_slug(profile)}-{_slug(dataset)}" / f"{_slug(chapter)}.json"
+
+
+def _encode(value):
+    if isinstance(value, pd.Series):
+        value = value.to_frame()
+    if isinstance(value, pd.DataFrame):
+        frame = value.reset_index() if not isinstance(value.index, pd.RangeIndex) else value
+        return {_FRAME: {"columns": [str(c) for c in frame.columns],
+                         "data": [[_encode(v) for v in row] for row in frame.itertuples(index=False)]}}
+    if isinstance(value, Mapping):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encode(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_encode(v) for v in value.tolist()]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot record a value of type {type(value).__name__}: use numbers, strings, lists, "
+                    "dicts or pandas DataFrames")
+
+
+def _decode(value):
+    if isinstance(value, dict):
+        if set(value) == {_FRAME}:
+            return pd.DataFrame(value[_FRAME]["data"], columns=value[_FRAME]["columns"])
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def record(chapter: str, *, profile: str, dataset: str, **values) -> Path:
+    """Write ``values`` (numbers, strings, lists, dicts, DataFrames) as ``chapter``'s evidence.
+
+    The file also keeps when and where the numbers were measured (ferlib version, git commit,
+    device, thread count). It is replaced atomically: a reader never sees half a file.
+    """
+    from ferlib.runtime import environment_info
+
+    path = evidence_path(chapter, profile=profile, dataset=dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "chapter": chapter,
+        "profile": profile,
+        "dataset": dataset,
+        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "environment": environment_info(),
+        "values": _encode(values),
+    }
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".partial", delete=False) as handle:
+        json.dump(document, handle, indent=1)
+    os.chmod(handle.name, 0o644)
+    os.replace(handle.name, path)
+    return path
+
+
+@dataclass(frozen=True)
+class Evidence(Mapping):
+    """One chapter's recorded values (``evidence["runs"]`` is a DataFrame again) and their provenance."""
+
+    chapter: str
+    profile: str
+    dataset: str
+    recorded_at: str
+    environment: dict
+    data: dict
+    path: Path
+
+    def __getitem__(self, key):
+        try:
+            return self.data[key]
+        except KeyError:
+            raise KeyError(f"{self.chapter} recorded no {key!r}; it recorded: {', '.join(self.data)}") from None
+
+    def __iter__(self):
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @property
+    def hardware(self) -> str:
+        env = self.environment
+        return f"{env.get('device_name', env.get('device', '?'))}, torch {env.get('torch', '?')}"
+
+
+def read(path: str | Path) -> Evidence:
+    """Read one evidence file; a corrupt or foreign file raises ``FerlibError`` naming it."""
+    path = Path(path)
+    try:
+        document = json.loads(path.read_text())
+        return Evidence(document["chapter"], document["profile"], document["dataset"], document["recorded_at"],
+                        document.get("environment", {}), _decode(document["values"]), path)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise FerlibError(f"{path} is not a readable ferlib evidence file ({error}); delete it and rebuild") from error
+
+
+def execute_chapter(chapter: str, *, profile: str, dataset: str, book_dir: str | Path | None = None,
+                    **parameters) -> Path:
+    """Execute ``book/<chapter>.ipynb`` with papermill (it records its own evidence); return the output path."""
+    import papermill
+
+    root = find_book_root()
+    book_dir = Path(book_dir) if book_dir is not None else (root / "book" if root else None)
+    notebook = book_dir / f"{chapter}.ipynb" if book_dir else None
+    if notebook is None or not notebook.is_file():
+        raise FerlibError(
+            f"no evidence for chapter {chapter!r} ({profile} profile, {dataset}) and its notebook is not found "
+            f"(looked in {book_dir}); execute the chapter first, e.g. with `ferlib book run --chapters {chapter}`"
+        )
+    out = Path(tempfile.mkdtemp(prefix="ferlib-evidence-")) / f"{chapter}.ipynb"
+    previous = os.environ.get("FERLIB_EVIDENCE_DIR")
+    os.environ["FERLIB_EVIDENCE_DIR"] = str(evidence_dir())  # the chapter records where we will look
+    try:
+        papermill.execute_notebook(str(notebook), str(out), kernel_name="python3", cwd=str(notebook.parent),
+                                   parameters={"profile": profile, "dataset": dataset, **parameters},
+                                   progress_bar=False)
+    finally:
+        if previous is None:
+            os.environ.pop("FERLIB_EVIDENCE_DIR", None)
+        else:
+            os.environ["FERLIB_EVIDENCE_DIR"] = previous
+    return out
+
+
+def load(chapter: str, *, profile: str, dataset: str, execute_missing: bool = True, **parameters) -> Evidence:
+    """``chapter``'s evidence for this profile and dataset, executing the chapter first if it has none."""
+    path = evidence_path(chapter, profile=profile, dataset=dataset)
+    if not path.is_file():
+        if not execute_missing:
+            raise FerlibError(f"no evidence for chapter {chapter!r} ({profile} profile, {dataset}) in {path.parent}")
+        execute_chapter(chapter, profile=profile, dataset=dataset, **parameters)
+        if not path.is_file():
+            raise FerlibError(f"chapter {chapter!r} ran but recorded no evidence at {path}")
+    return read(path)
+
+
+# -- statistics for the verdict -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``mean(a) - mean(b)`` with a two-sided Student-t interval, and how it was computed."""
+
+    mean: float
+    low: float
+    high: float
+    n_a: int
+    n_b: int
+    method: str
+
+    def __str__(self) -> str:
+        if math.isnan(self.low):
+            return f"{100 * self.mean:+.1f} points (no interval: {self.method})"
+        return f"{100 * self.mean:+.1f} points [{100 * self.low:+.1f}, {100 * self.high:+.1f}]"
+
+
+def seed_noise(frame: pd.DataFrame, by: str | Sequence[str] = "model", value: str = "accuracy") -> tuple[float, int]:
+    """Pooled within-group standard deviation of ``value`` over seeds, and its degrees of freedom.
+
+    Groups with one run add nothing. Returns ``(nan, 0)`` when no group has two runs.
+
+    Examples
+    --------
+    >>> runs = pd.DataFrame({"model": ["a", "a", "b", "b", "c"], "accuracy": [0.5, 0.7, 0.6, 0.6, 0.9]})
+    >>> sd, df = seed_noise(runs)
+    >>> round(sd, 4), df
+    (0.1, 2)
+    """
+    squares, dof = 0.0, 0
+    for _, group in frame.groupby(by):
+        values = group[value].to_numpy(dtype=float)
+        if len(values) > 1:
+            squares += float(((values - values.mean()) ** 2).sum())
+            dof += len(values) - 1
+    return (math.sqrt(squares / dof), dof) if dof else (float("nan"), 0)
+
+
+def difference(a: Iterable[float], b: Iterable[float], *, noise: tuple[float, int] | None = None,
+               confidence: float = 0.95) -> Difference:
+    """Difference of the means of ``a`` and ``b`` (e.g. per-seed accuracies of two models).
+
+    With at least two values on each side: Welch's interval. Otherwise, when ``noise`` gives a
+    pooled seed standard deviation and its degrees of freedom (``seed_noise``), the interval uses
+    that spread for both sides. Otherwise the interval is NaN.
+
+    Examples
+    --------
+    >>> d = difference([0.80, 0.82, 0.84], [0.70, 0.71, 0.72])
+    >>> round(d.mean, 3), d.low > 0, d.method
+    (0.11, True, 'Welch t over seeds')
+    """
+    from scipy import stats
+
+    a, b = np.asarray(list(a), float), np.asarray(list(b), float)
+    if a.size == 0 or b.size == 0:
+        raise ValueError("difference needs at least one value on each side")
+    mean = float(a.mean() - b.mean())
+    quantile = 0.5 + confidence / 2
+    if a.size > 1 and b.size > 1:
+        va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+        se = math.sqrt(va + vb)
+        if se == 0:
+            return Difference(mean, mean, mean, a.size, b.size, "Welch t over seeds (no spread)")
+        dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+        half = float(stats.t.ppf(quantile, dof)) * se
+        return Difference(mean, mean - half, mean + half, a.size, b.size, "Welch t over seeds")
+    if noise is not None and noise[1] > 0 and not math.isnan(noise[0]):
+        sd, dof = noise
+        half = float(stats.t.ppf(quantile, dof)) * sd * math.sqrt(1 / a.size + 1 / b.size)
+        return Difference(mean, mean - half, mean + half, a.size, b.size, "t with the chapter's pooled seed spread")
+    return Difference(mean, float("nan"), float("nan"), a.size, b.size, "one run per side")
+
+
+def judge(diff: Difference, *, margin: float = 0.0) -> str:
+    """``"supported"`` when the whole interval is above ``margin``, ``"contradicted"`` when it is
+    below ``-margin``, ``"inconclusive"`` otherwise (also when there is no interval).
+
+    Examples
+    --------
+    >>> judge(Difference(0.1, 0.05, 0.15, 3, 3, "Welch"))
+    'supported'
+    >>> judge(Difference(0.02, -0.01, 0.05, 3, 3, "Welch"))
+    'inconclusive'
+    """
+    if math.isnan(diff.low):
+        return "inconclusive"
+    if diff.low > margin:
+        return "supported"
+    if diff.high < -margin:
+        return "contradicted"
+    return "inconclusive"
+
+
+def paired_difference(a: Iterable[float], b: Iterable[float], *, confidence: float = 0.95,
+                      unit: str = "pairs") -> Difference:
+    """Mean of ``a - b`` over matched pairs (e.g. the same corruption and severity) with a t interval.
+
+    Examples
+    --------
+    >>> d = paired_difference([0.6, 0.5, 0.7], [0.5, 0.45, 0.6], unit="corruptions")
+    >>> round(d.mean, 3), d.low > 0, d.method
+    (0.083, True, 'paired t over corruptions')
+    """
+    from scipy import stats
+
+    a, b = np.asarray(list(a), float), np.asarray(list(b), float)
+    if a.shape != b.shape or a.size == 0:
+        raise ValueError(f"paired_difference needs two equally long, non-empty sequences (got {a.size} and {b.size})")
+    gaps = a - b
+    mean = float(gaps.mean())
+    if gaps.size < 2:
+        return Difference(mean, float("nan"), float("nan"), a.size, b.size, "one pair")
+    half = float(stats.t.ppf(0.5 + confidence / 2, gaps.size - 1) * gaps.std(ddof=1) / math.sqrt(gaps.size))
+    return Difference(mean, mean - half, mean + half, a.size, b.size, f"paired t over {unit}")
+
+
+def proportion_difference(p_a: float, p_b: float, n: int, *, confidence: float = 0.95) -> Difference:
+    """Difference of two accuracies measured once each on ``n`` test items (normal approximation).
+
+    It treats the two as independent, which is conservative when both are measured on the same
+    items, and it knows nothing of seed-to-seed variation: use it only where one run is all there is.
+
+    Examples
+    --------
+    >>> d = proportion_difference(0.60, 0.50, 1000)
+    >>> round(d.low, 3), round(d.high, 3)
+    (0.057, 0.143)
+    """
+    from scipy import stats
+
+    if n < 1:
+        raise ValueError("proportion_difference needs n >= 1 test items")
+    se = math.sqrt(p_a * (1 - p_a) / n + p_b * (1 - p_b) / n)
+    half = float(stats.norm.ppf(0.5 + confidence / 2)) * se
+    mean = float(p_a - p_b)
+    return Difference(mean, mean - half, mean + half, 1, 1, f"one run each; binomial interval over {n} test items")
