@@ -5,17 +5,23 @@
 Generation goes through the public constructor with ``cache=False`` (sampling, rendering,
 sensor effects, uint8 quantisation). Targets: >= 2,000 static 48x48 faces/s and >= 200
 16-frame clips/s. Wall-clock rates suffer when other processes share the core, so the CPU time
-of this process is reported too.
+of this process is reported too. To check that a speed-up changed no output byte, compare
+``benchmarks/synth_fingerprint.py`` before and after.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from ferlib.data.synth import SynthFER
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _hardware import hardware_line  # noqa: E402
+
+from ferlib.data.synth import SynthFER  # noqa: E402
 
 
 def measure(label: str, count: int, unit: str, **kwargs) -> tuple[float, float]:
@@ -38,6 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     size = args.image_size
+    print(hardware_line())
     print(f"SynthFER generation speed, one core (torch threads = {torch.get_num_threads()}), {size}x{size}")
     static = measure("static, preset=default", args.faces, "faces", image_size=size)
     measure("static, preset=wild", args.faces, "faces", image_size=size, preset="wild")

@@ -9,12 +9,21 @@
 
 **Exporter.** ``torch.onnx.export`` in torch 2.9+ defaults to the dynamo exporter
 (``torch.export`` + onnxscript). :func:`export_onnx` uses the older TorchScript exporter
-(``dynamo=False``) first: it exports the CNNs and the row LSTM/GRU in about a second and
-matches eager PyTorch to ~1e-7. Because a traced graph can freeze a shape that should follow
-the batch size (``vit_tiny``'s class token is expanded to the traced batch), the export is
-checked at once on a batch of another size; when that check fails (or the TorchScript
-exporter raises) the model is exported again with the dynamo exporter, which keeps symbolic
-shapes (slower to export: 5-20 s). ``exporter="dynamo"`` or ``"torchscript"`` forces one.
+(``dynamo=False``) first: it exports the CNNs, the row LSTM/GRU and the video models in about
+a second and matches eager PyTorch to ~1e-7. Because a traced graph can freeze a shape that
+should follow the batch size (``vit_tiny``'s class token is expanded to the traced batch), the
+export is checked at once on a batch of another size; when that check fails (or the
+TorchScript exporter raises) the model is exported again with the dynamo exporter, which keeps
+symbolic shapes (slower to export: 5-20 s). ``exporter="dynamo"`` or ``"torchscript"`` forces one.
+
+**Video models** (``input_shape = (T, C, H, W)``) export the same way: the graph takes
+full-length clips ``[batch, T, C, H, W]``, ``T`` fixed at export, and has no ``lengths``
+input. Without ``lengths`` the models take a path with no packed sequences
+(``pack_padded_sequence`` has no ONNX form) and no data-dependent branch, which gives the
+same logits as the packed path on full-length clips (see :mod:`ferlib.models.hybrid`). A
+shorter clip must be brought to ``T`` frames before ONNX Runtime sees it (repeat frames, as
+``ferlib predict`` does: zero frames would be read as frames). ``lstm``/``gru`` built with
+``features="landmarks"`` take a second input and are not exported.
 
 **Quantisation.** :func:`quantize_onnx` writes an int8 model with ONNX Runtime: static
 quantisation (QDQ format, per-channel weights, activations calibrated on a few hundred

@@ -58,6 +58,40 @@ def test_predictor_reads_input_shape_from_checkpoint(checkpoint):
     assert predictor.class_names == list(EMOTIONS)
 
 
+@pytest.mark.parametrize("name", ["cnn_small", "r3d_small"])
+def test_predictor_classifies_with_an_optimized_copy_that_agrees(tmp_path, monkeypatch, name):
+    import ferlib.efficiency
+    from ferlib.data.synth import SynthFER
+
+    torch.manual_seed(0)
+    model = ferlib.create_model(name, **({"width": 8} if name == "cnn_small" else {"widths": (4, 8, 8)}))
+    with torch.no_grad():  # running statistics far from the initial ones, so that folding matters
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+    video = name == "r3d_small"
+    shape = [6, 1, 40, 40] if video else [1, 40, 40]
+    path = ferlib.save_checkpoint(tmp_path / f"{name}.ckpt", model, train_config={"input_shape": shape})
+    fast, plain = load_predictor(path), load_predictor(path, optimize=False)
+    assert fast.runner is not None and plain.runner is None
+    # predictor.model stays the model as loaded (ferlib export and explanations use it).
+    assert any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in fast.model.modules())
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in fast.runner.modules())
+    options = {"task": "video-basic", "frames": 6} if video else {}
+    data = SynthFER("test", size=24, image_size=40, cache=False, **options)
+    x = torch.stack([data[i][0] for i in range(len(data))])
+    probs_fast, probs_plain = fast.classify(x), plain.classify(x)
+    np.testing.assert_allclose(probs_fast, probs_plain, atol=1e-5)
+    assert np.array_equal(probs_fast.argmax(1), probs_plain.argmax(1))
+
+    def differs(*args, **kwargs):
+        raise ValueError("changed the output")
+
+    monkeypatch.setattr(ferlib.efficiency, "optimize_for_inference", differs)
+    assert load_predictor(path).runner is None  # not safe: the model is used as it is
+
+
 def test_predict_image_writes_annotated_png_csv_and_json(tmp_path, capsys, checkpoint, astronaut):
     out = tmp_path / "out"
     code, stdout, _ = _predict(capsys, astronaut, "--model", checkpoint, "--out", out)
@@ -89,8 +123,17 @@ def test_predict_image_writes_annotated_png_csv_and_json(tmp_path, capsys, check
 
 
 def test_predict_video_writes_timeline_annotated_video_and_plot(tmp_path, capsys, checkpoint, clip):
+    import matplotlib
+
+    backend = matplotlib.get_backend()
+    matplotlib.use("svg")  # stands for a notebook's inline backend, which the plot must not switch
     out = tmp_path / "out"
-    code, stdout, _ = _predict(capsys, clip, "--model", checkpoint, "--out", out, "--every", "2", "--smooth", "0.5")
+    try:
+        code, stdout, _ = _predict(capsys, clip, "--model", checkpoint, "--out", out, "--every", "2",
+                                   "--smooth", "0.5")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(backend)
     assert code == 0, stdout
     with open(out / "clip.timeline.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))

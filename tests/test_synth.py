@@ -75,6 +75,26 @@ def test_same_bytes_in_another_process():
     assert out == hashlib.sha1(small(seed=3)._data["images"].tobytes()).hexdigest()
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"size": 80, "preset": "wild"},  # supersampled eyes, occluders, gamma
+        {"size": 40, "image_size": 37, "rgb": True, "supersample": 3},  # odd size: loop tails
+        {"size": 6, "task": "video-basic", "frames": 12, "image_size": 30},
+    ],
+)
+def test_rendering_in_groups_changes_no_byte(monkeypatch, kwargs):
+    from ferlib.data import synth_render
+
+    whole = small(**kwargs)._data  # each chunk in one group
+    assert synth_render.group_size(kwargs.get("image_size", 48)) >= 72
+    monkeypatch.setattr(synth_render, "_GROUP_BYTES", 1)  # groups of 32 faces (or frames)
+    assert synth_render.group_size(kwargs.get("image_size", 48)) == 32
+    grouped = small(**kwargs)._data
+    for key in ("images", "landmarks"):
+        assert np.array_equal(whole[key], grouped[key]), key
+
+
 def test_dataloader_workers_give_the_same_set():
     data = small(size=16)
 

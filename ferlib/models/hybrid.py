@@ -28,6 +28,16 @@ output: encoders run on the valid frames only, RNNs read packed sequences, atten
 pooling mask the padding, and the 3D CNN zeroes it after every block. ``fit``, ``evaluate`` and
 ``predict_proba`` pass ``lengths`` from :func:`ferlib.data.collate.collate_samples` through
 :func:`ferlib.models.base.forward_kwargs`.
+
+Full-length clips (``lengths=None``, or every length equal to ``T``) take a plain path: the
+encoder runs on all frames and the RNNs read the tensor directly, without
+``pack_padded_sequence`` (the same logits as the packed path, to float rounding).
+With ``lengths=None`` that path has no data-dependent branch, so every model here exports to
+ONNX (:func:`ferlib.export.export_onnx`) as a graph with a fixed clip length ``T`` and a
+dynamic batch axis (``lstm``/``gru`` on pixels pool with two matrix products while exporting:
+ONNX has no adaptive pooling for frame sizes that are not multiples of ``grid``). The exported
+model has no ``lengths`` input: bring a shorter clip to ``T`` frames by repeating frames, not
+with zeros.
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -133,10 +144,12 @@ def checkpoint_encoder_kwargs(path, encoder: str) -> dict | None:
     return {k: v for k, v in config.items() if k not in ("num_classes", "in_channels", "pretrained", "freeze")}
 
 
-def encode_frames(encoder: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Run ``encoder`` on the valid frames of ``x`` ``[B, T, C, H, W]``: ``[B, T, D]``, zeros on padding."""
+def encode_frames(encoder: nn.Module, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Run ``encoder`` on the valid frames of ``x`` ``[B, T, C, H, W]``: ``[B, T, D]``, zeros on padding.
+
+    ``mask=None``: every frame is valid (no data-dependent branch, the path ONNX export traces)."""
     batch, steps = x.shape[:2]
-    if bool(mask.all()):
+    if mask is None or bool(mask.all()):
         return encoder(x.flatten(0, 1)).view(batch, steps, -1)
     features = encoder(x[mask])
     out = features.new_zeros(batch, steps, features.shape[-1])
@@ -159,18 +172,29 @@ class _Encoded(VideoModel):
         return size
 
 
-def _run_rnn(rnn: nn.RNNBase, sequence: torch.Tensor, lengths: torch.Tensor, outputs: bool = False):
+def _run_rnn(rnn: nn.RNNBase, sequence: torch.Tensor, lengths: torch.Tensor | None, outputs: bool = False):
     """Run ``rnn`` on the valid steps; return the top layer's last hidden state(s) ``[B, dirs * H]``
-    and, with ``outputs``, the outputs ``[B, T, dirs * H]`` (zeros on padding)."""
+    and, with ``outputs``, the outputs ``[B, T, dirs * H]`` (zeros on padding).
+
+    ``lengths=None`` (or every length ``T``): the RNN reads ``sequence`` as it is. Otherwise it
+    reads a packed sequence, so that each clip's last state is that of its last real step and
+    the backward direction of a BiLSTM starts there. Packing cannot be exported to ONNX; the
+    unpacked path can, and gives the same states when nothing is padded.
+    """
     batch, steps = sequence.shape[:2]
-    packed = pack_padded_sequence(sequence, lengths.cpu(), batch_first=True, enforce_sorted=False)
-    out, state = rnn(packed)
+    if lengths is not None and bool((lengths == steps).all()):
+        lengths = None
+    if lengths is None:
+        out, state = rnn(sequence)
+    else:
+        packed = pack_padded_sequence(sequence, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = rnn(packed)
+        if outputs:
+            out = pad_packed_sequence(out, batch_first=True, total_length=steps)[0]
     hidden = state[0] if isinstance(rnn, nn.LSTM) else state
     directions = 2 if rnn.bidirectional else 1
     last = hidden[-directions:].transpose(0, 1).reshape(batch, -1)
-    if not outputs:
-        return last
-    return last, pad_packed_sequence(out, batch_first=True, total_length=steps)[0]
+    return (last, out) if outputs else last
 
 
 def _check_cell(cell: str) -> None:
@@ -191,8 +215,9 @@ class FrameCNN(_Encoded):
         self.head_name = f"encoder.{self.encoder.head_name}"
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        full = lengths is None
         lengths, mask = self.prepare(x, lengths)
-        logits = encode_frames(self.encoder, x, mask)
+        logits = encode_frames(self.encoder, x, None if full else mask)
         return logits.sum(1) / lengths[:, None].to(logits.dtype)
 
 
@@ -250,6 +275,13 @@ class VectorRNN(VideoModel):
         """The per-frame input vectors ``[B, T, F]``."""
         batch, steps = x.shape[:2]
         if self.features == "pixels":
+            if torch.onnx.is_in_onnx_export():
+                # ONNX pools adaptively only when the frame size is a multiple of the grid, and the
+                # TorchScript exporter loses the frame size after the flatten: export the same
+                # averages as two matrix products (3x slower than the pooling kernel in eager).
+                rows = _pooling_matrix(x.shape[-2], self.grid).to(x)
+                columns = _pooling_matrix(x.shape[-1], self.grid).to(x)
+                return (rows @ x @ columns.T).reshape(batch, steps, -1)
             pooled = F.adaptive_avg_pool2d(x.flatten(0, 1), self.grid)
             return pooled.reshape(batch, steps, -1)
         if landmarks is None:
@@ -269,9 +301,21 @@ class VectorRNN(VideoModel):
     def forward(
         self, x: torch.Tensor, lengths: torch.Tensor | None = None, landmarks: torch.Tensor | None = None
     ) -> torch.Tensor:
+        full = lengths is None
         lengths, mask = self.prepare(x, lengths)
         vectors = self.frame_vectors(x, landmarks) * mask[..., None]
-        return self.head(_run_rnn(self.rnn, vectors, lengths))
+        return self.head(_run_rnn(self.rnn, vectors, None if full else lengths))
+
+
+def _pooling_matrix(size: int, grid: int) -> torch.Tensor:
+    """``[grid, size]``: row ``i`` averages the bin of :func:`torch.nn.functional.adaptive_avg_pool1d`,
+    ``floor(i * size / grid)`` to ``ceil((i + 1) * size / grid)``. Built in NumPy so that an
+    exporter's tracer records a constant, not the loop."""
+    matrix = np.zeros((grid, size), dtype=np.float32)
+    for i in range(grid):
+        start, end = (i * size) // grid, -(-(i + 1) * size // grid)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return torch.from_numpy(matrix)
 
 
 def _vector_rnn(cell: str):
@@ -344,13 +388,15 @@ class CNNRNN(_Encoded):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(out, num_classes))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None, return_attention: bool = False):
+        full = lengths is None
         lengths, mask = self.prepare(x, lengths)
-        features = encode_frames(self.encoder, x, mask)
+        features = encode_frames(self.encoder, x, None if full else mask)
+        rnn_lengths = None if full else lengths
         if self.pool == "last":
             if return_attention:
                 raise ValueError("return_attention=True needs pool='attention' (the cnn_lstm_attn model)")
-            return self.head(_run_rnn(self.rnn, features, lengths))
-        _, outputs = _run_rnn(self.rnn, features, lengths, outputs=True)
+            return self.head(_run_rnn(self.rnn, features, rnn_lengths))
+        _, outputs = _run_rnn(self.rnn, features, rnn_lengths, outputs=True)
         scores = self.score(outputs).squeeze(-1).masked_fill(~mask, float("-inf"))
         weights = torch.softmax(scores.float(), dim=1).to(outputs.dtype)
         logits = self.head((weights[..., None] * outputs).sum(1))
@@ -468,11 +514,12 @@ class CNNTransformer(_Encoded):
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(dim, num_classes))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        full = lengths is None
         lengths, mask = self.prepare(x, lengths)
         batch, steps = x.shape[:2]
         if steps > self.max_frames:
             raise ValueError(f"clips have {steps} frames but the model was built for max_frames={self.max_frames}")
-        tokens = self.proj(encode_frames(self.encoder, x, mask)) + self.pos_embed[:, 1 : steps + 1]
+        tokens = self.proj(encode_frames(self.encoder, x, None if full else mask)) + self.pos_embed[:, 1 : steps + 1]
         tokens = torch.cat([(self.cls_token + self.pos_embed[:, :1]).expand(batch, -1, -1), tokens], dim=1)
         token_mask = torch.cat([mask.new_ones(batch, 1), mask], dim=1)
         for block in self.blocks:
