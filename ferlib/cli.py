@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--report-split", default="test", help="split whose metrics are reported (default test)")
     train.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
     train.add_argument(
+        "--mixed-precision",
+        default="auto",
+        choices=("auto", "no", "bf16", "fp16"),
+        help="auto (default): bf16/fp16 on CUDA, none on CPU; bf16 also on the CPU",
+    )
+    train.add_argument("--channels-last", action="store_true", help="channels-last memory layout (faster convolutions)")
+    train.add_argument(
         "--folds", type=int, default=None, metavar="K", help="subject-independent K-fold cross-validation (with --fold)"
     )
     train.add_argument(
@@ -245,6 +252,10 @@ def _cmd_train(args) -> int:
     }
     if args.folds is not None or args.fold is not None:  # only then, so stored configs keep their identity
         config.update(folds=args.folds, fold=args.fold)
+    if args.mixed_precision != "auto":
+        config["mixed_precision"] = args.mixed_precision
+    if args.channels_last:
+        config["channels_last"] = True
     store = ResultsStore(args.results)
     stored = store.get(config)
     if stored is not None and not args.force and (out / "best.ckpt").exists():

@@ -11,7 +11,7 @@ The evidence directory is ``$FERLIB_EVIDENCE_DIR`` when set (``ferlib book run``
 else ``~/.cache/ferlib/evidence``.
 
 The statistics the verdict uses are here too: ``difference`` (mean difference of two sets of
-per-seed results with a Welch, or pooled, Student-t interval), ``seed_noise`` and ``judge``.
+per-seed results with a pooled, or Welch, Student-t interval), ``seed_noise`` and ``judge``.
 """
 
 from __future__ import annotations
@@ -249,15 +249,19 @@ def difference(a: Iterable[float], b: Iterable[float], *, noise: tuple[float, in
                confidence: float = 0.95) -> Difference:
     """Difference of the means of ``a`` and ``b`` (e.g. per-seed accuracies of two models).
 
-    With at least two values on each side: Welch's interval. Otherwise, when ``noise`` gives a
-    pooled seed standard deviation and its degrees of freedom (``seed_noise``), the interval uses
-    that spread for both sides. Otherwise the interval is NaN.
+    With ``noise``, the pooled seed-to-seed standard deviation of the experiment and its degrees
+    of freedom (:func:`seed_noise`), the interval is a t interval with that spread: with two or
+    three seeds a side it is far tighter than Welch's, which estimates each side's spread from
+    those few values alone, and it exists when a side has a single run. Without ``noise``:
+    Welch's interval when both sides have at least two values, else NaN.
 
     Examples
     --------
     >>> d = difference([0.80, 0.82, 0.84], [0.70, 0.71, 0.72])
     >>> round(d.mean, 3), d.low > 0, d.method
     (0.11, True, 'Welch t over seeds')
+    >>> difference([0.9], [0.7], noise=(0.05, 12)).method
+    "t with the experiment's pooled seed spread (12 df)"
     """
     from scipy import stats
 
@@ -266,6 +270,11 @@ def difference(a: Iterable[float], b: Iterable[float], *, noise: tuple[float, in
         raise ValueError("difference needs at least one value on each side")
     mean = float(a.mean() - b.mean())
     quantile = 0.5 + confidence / 2
+    if noise is not None and noise[1] > 0 and not math.isnan(noise[0]):
+        sd, dof = noise
+        half = float(stats.t.ppf(quantile, dof)) * sd * math.sqrt(1 / a.size + 1 / b.size)
+        return Difference(mean, mean - half, mean + half, a.size, b.size,
+                          f"t with the experiment's pooled seed spread ({dof} df)")
     if a.size > 1 and b.size > 1:
         va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
         se = math.sqrt(va + vb)
@@ -274,10 +283,6 @@ def difference(a: Iterable[float], b: Iterable[float], *, noise: tuple[float, in
         dof = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
         half = float(stats.t.ppf(quantile, dof)) * se
         return Difference(mean, mean - half, mean + half, a.size, b.size, "Welch t over seeds")
-    if noise is not None and noise[1] > 0 and not math.isnan(noise[0]):
-        sd, dof = noise
-        half = float(stats.t.ppf(quantile, dof)) * sd * math.sqrt(1 / a.size + 1 / b.size)
-        return Difference(mean, mean - half, mean + half, a.size, b.size, "t with the chapter's pooled seed spread")
     return Difference(mean, float("nan"), float("nan"), a.size, b.size, "one run per side")
 
 

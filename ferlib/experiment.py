@@ -9,7 +9,8 @@ Config keys (see :data:`RUN_DEFAULTS` for the defaults): ``dataset``, ``data_dir
 ``val``, ``test`` sample counts overriding the profile's); fit options ``epochs`` (default: the
 profile's), ``batch_size``, ``lr``, ``weight_decay``, ``optimizer``, ``schedule``,
 ``label_smoothing``, ``class_weights``, ``grad_clip``, ``augment``, ``early_stopping``,
-``val_split`` (``val`` or ``holdout``), ``holdout_fraction``, ``report_split`` and ``tta``;
+``val_split`` (``val`` or ``holdout``), ``holdout_fraction``, ``report_split`` and ``tta``
+(and, only when given, ``mixed_precision`` and ``channels_last``);
 cross-validation keys ``folds`` and ``fold`` (see :func:`fold_data`).
 """
 
@@ -234,6 +235,9 @@ def run_experiment(
         device=device,
         num_workers=num_workers,
         progress=progress,
+        # not default keys, so that stored configs keep their identity
+        mixed_precision=config.get("mixed_precision", "auto"),
+        channels_last=config.get("channels_last", False),
     )
     out = {"model": model, "history": history, "result": None, "metrics": None, "cost": None, "device": None}
     out["is_main"] = _Engine(ferlib.resolve_device(device), "no").is_main

@@ -117,6 +117,8 @@ class _Engine:
         if device.type == "cuda" and mixed_precision != "no":
             bf16 = torch.cuda.is_bf16_supported()
             amp_dtype = torch.float16 if mixed_precision == "fp16" or not bf16 else torch.bfloat16
+        elif device.type == "cpu" and mixed_precision == "bf16":  # asked for: CPUs with AVX512-BF16 or AMX gain
+            amp_dtype = torch.bfloat16
         self.device = device
         self.amp_dtype = amp_dtype
         self.scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
@@ -241,6 +243,7 @@ def fit(
     class_weights: str | Sequence[float] | torch.Tensor | None = None,
     grad_clip: float | None = None,
     mixed_precision: str = "auto",
+    channels_last: bool = False,
     early_stopping: int | None = None,
     monitor: str = "val_accuracy",
     restore_best: bool = True,
@@ -274,7 +277,10 @@ def fit(
     label_smoothing : passed to the cross-entropy loss.
     class_weights : ``None``, ``"balanced"`` (inverse class frequency) or one weight per class.
     grad_clip : clip the global gradient norm to this value.
-    mixed_precision : ``"auto"`` uses bf16 (or fp16 with loss scaling) on CUDA, nothing on CPU.
+    mixed_precision : ``"auto"`` uses bf16 (or fp16 with loss scaling) on CUDA, nothing on CPU;
+        ``"bf16"`` also autocasts to bfloat16 on the CPU (faster where the CPU has AVX512-BF16 or AMX).
+    channels_last : train in the channels-last memory layout (4-D image batches), which oneDNN's
+        CPU convolutions and tensor cores run faster; the weights' values are unchanged.
     early_stopping : stop after this many epochs without improvement of ``monitor``.
     monitor : ``"val_accuracy"``, ``"val_balanced_accuracy"``, ``"val_macro_f1"`` or ``"val_loss"``.
     restore_best : load the best epoch's weights (by ``monitor``) into ``model`` at the end.
@@ -340,6 +346,8 @@ def fit(
     engine = _Engine(resolve_device(device), mixed_precision)
     device = engine.device
     model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
 
     group_index: dict[str, int] = {}
     sample_weights = None
@@ -487,6 +495,8 @@ def fit(
             metas = batch[2] if len(batch) == 3 else None
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
+            if channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             if run_config["input_shape"] is None:
                 run_config["input_shape"] = [int(v) for v in x.shape[1:]]
             if augment_fn is not None:

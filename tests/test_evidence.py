@@ -99,6 +99,10 @@ def test_difference_and_judge():
     assert math.isnan(single.low) and evidence.judge(single) == "inconclusive" and "no interval" in str(single)
     pooled = evidence.difference([0.9], [0.7], noise=(0.01, 10))
     assert pooled.low > 0 and pooled.method.startswith("t with")
+    # the pooled spread is used even where Welch could be: two seeds a side give Welch 1-2 df
+    tight = evidence.difference([0.60, 0.64], [0.50, 0.52], noise=(0.02, 20))
+    loose = evidence.difference([0.60, 0.64], [0.50, 0.52])
+    assert tight.method.startswith("t with") and tight.high - tight.low < (loose.high - loose.low) / 2
     assert evidence.judge(pooled, margin=0.25) == "inconclusive"
     with pytest.raises(ValueError, match="at least one value"):
         evidence.difference([], [0.5])

@@ -146,3 +146,20 @@ def test_multitask_model_trains_its_landmark_head():
     after = model(data.images[:4], return_aux=True)[1]["landmarks"].detach()
     # Targets are the image centre, 8 px of 16, i.e. 0.5 in normalised coordinates.
     assert (after - 0.5).abs().mean() < (before - 0.5).abs().mean()
+
+
+def test_bf16_and_channels_last_on_the_cpu_only_when_asked(blobs):
+    from ferlib.train import _Engine
+
+    cpu = torch.device("cpu")
+    assert _Engine(cpu, "auto").amp_dtype is None and _Engine(cpu, "no").amp_dtype is None
+    assert _Engine(cpu, "bf16").amp_dtype == torch.bfloat16
+    seen = []
+    model = ferlib.create_model("cnn_small", num_classes=4, in_channels=1, width=8)
+    model.register_forward_hook(lambda module, inputs, output: seen.append(output.dtype))
+    history = ferlib.fit(model, blobs, epochs=1, batch_size=32, mixed_precision="bf16", channels_last=True,
+                         progress=False)
+    assert any(p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+               for p in model.parameters())
+    assert torch.bfloat16 in seen and history.last["train_loss"] == history.last["train_loss"]  # ran, no NaN
+    assert next(model.parameters()).dtype == torch.float32  # weights stay float32
