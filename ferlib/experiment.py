@@ -195,9 +195,12 @@ def run_experiment(
     from ferlib.profiles import get_profile
     from ferlib.train import _Engine  # the process's role under torchrun/accelerate
 
-    unknown = sorted(set(config) - set(RUN_DEFAULTS) - {"command", "latency_runs"})
+    optional = {"command", "latency_runs", "mixed_precision", "channels_last"}  # not in RUN_DEFAULTS: see above
+    unknown = sorted(set(config) - set(RUN_DEFAULTS) - optional)
     if unknown:
-        raise ValueError(f"unknown run config key {unknown[0]!r}: expected one of {', '.join(RUN_DEFAULTS)}")
+        raise ValueError(
+            f"unknown run config key {unknown[0]!r}: expected one of {', '.join([*RUN_DEFAULTS, *sorted(optional)])}"
+        )
     option = lambda key: _option(config, key)  # noqa: E731
     profile = get_profile(option("profile"))
     epochs = option("epochs") or profile.epochs
