@@ -11,10 +11,8 @@ the command live here; :mod:`ferlib.cli` registers them.
 from __future__ import annotations
 
 import ast
-import contextlib
 import copy
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -228,25 +226,6 @@ def _recorded(notebook: Path) -> dict | None:
         return None
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str | None]):
-    """Set (or, for None, unset) environment variables for the kernels started inside."""
-    saved = {name: os.environ.get(name) for name in values}
-    try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _record(notebook: Path, destination: Path, metadata: dict) -> None:
     """Write ``notebook`` to ``destination`` with ``metadata`` and a line saying how it ran, after its parameters."""
     import nbformat
@@ -296,7 +275,7 @@ def run_book(
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    from ferlib.runtime import git_commit
+    from ferlib.runtime import environment_variables, git_commit
 
     repo = Path(repo).resolve()
     sources = chapter_sources(repo)
@@ -337,7 +316,7 @@ def run_book(
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
         try:
-            with _environment(environment):
+            with environment_variables(environment):
                 papermill.execute_notebook(
                     str(source),
                     str(partial),

@@ -178,17 +178,13 @@ def execute_chapter(chapter: str, *, profile: str, dataset: str, book_dir: str |
             f"(looked in {book_dir}); execute the chapter first, e.g. with `ferlib book run --chapters {chapter}`"
         )
     out = Path(tempfile.mkdtemp(prefix="ferlib-evidence-")) / f"{chapter}.ipynb"
-    previous = os.environ.get("FERLIB_EVIDENCE_DIR")
-    os.environ["FERLIB_EVIDENCE_DIR"] = str(evidence_dir())  # the chapter records where we will look
-    try:
+    from ferlib.runtime import environment_variables
+
+    # the chapter records its evidence where load() will look
+    with environment_variables({"FERLIB_EVIDENCE_DIR": str(evidence_dir())}):
         papermill.execute_notebook(str(notebook), str(out), kernel_name="python3", cwd=str(notebook.parent),
                                    parameters={"profile": profile, "dataset": dataset, **parameters},
                                    progress_bar=False)
-    finally:
-        if previous is None:
-            os.environ.pop("FERLIB_EVIDENCE_DIR", None)
-        else:
-            os.environ["FERLIB_EVIDENCE_DIR"] = previous
     return out
 
 
