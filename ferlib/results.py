@@ -1,0 +1,155 @@
+"""Recorded runs on real data: the small JSON files in ``book/results/`` that the book tables.
+
+A record is made from the output folder of ``ferlib train`` (its ``metrics.json`` and
+``history.csv``) by :func:`fer2013_record`, so every number in it comes from the run; only the
+hardware description and a one-line note are written by hand. From the command line::
+
+    python -m ferlib.results runs/fer2013-cpu book/results/fer2013_vgg_fer_36ep_cpu.json \\
+        --hardware "this project's 2-core CPU machine" --note "the 60-minute CPU recipe"
+
+:func:`recorded_runs` reads them back, best first, for the chapters on real data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import shlex
+from pathlib import Path
+
+from ferlib.errors import FerlibError
+
+#: FER2013's splits as the loader names them, and the names papers report them under.
+FER2013_SPLITS = {"val": ("PublicTest", "public_test"), "test": ("PrivateTest", "private_test")}
+
+
+def _anonymise_command(command: str | None, config: dict) -> str | None:
+    """The run's command with its data folder replaced by ``DATA_DIR`` and local-only flags
+    (``--results``, ``--no-progress``) dropped, so that it can be pasted elsewhere."""
+    if not command:
+        return None
+    words, out, skip = shlex.split(command), [], False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word == "--results":
+            skip = True
+            continue
+        if word == "--no-progress":
+            continue
+        out.append(word)
+    text = shlex.join(out)
+    data_dir = config.get("data_dir")
+    if data_dir:
+        text = text.replace(shlex.quote(str(data_dir)), "DATA_DIR")
+    return text
+
+
+def fer2013_record(run_dir: str | Path, *, hardware: str, note: str, wall_time_s: float | None = None,
+                   date: str | None = None) -> dict:
+    """The ``book/results/`` record of one ``ferlib train --dataset fer2013`` run.
+
+    ``wall_time_s`` defaults to the time ``ferlib train`` measured itself; pass the time of the
+    whole process when you measured it outside. The reported split is the run's
+    ``report_split``: ``val`` is PublicTest, ``test`` PrivateTest.
+    """
+    run_dir = Path(run_dir)
+    metrics_file, history_file = run_dir / "metrics.json", run_dir / "history.csv"
+    for required in (metrics_file, history_file):
+        if not required.is_file():
+            raise FerlibError(f"{required} not found: {run_dir} is not the output folder of a finished `ferlib train`")
+    import pandas as pd
+
+    run = json.loads(metrics_file.read_text())
+    config, metrics = dict(run["config"]), run["metrics"]
+    if config.get("dataset") != "fer2013":
+        raise FerlibError(f"{metrics_file}: the run is on {config.get('dataset')!r}, not fer2013")
+    split = config.get("report_split")
+    if split not in FER2013_SPLITS:
+        raise FerlibError(f"{metrics_file}: report_split {split!r} is neither FER2013 PublicTest ('val') "
+                          "nor PrivateTest ('test')")
+    reported, key = FER2013_SPLITS[split]
+    if config.get("val_split") == "holdout":
+        selection = f"a stratified {config.get('holdout_fraction', 0.1):.0%} hold-out of Training"
+    else:
+        selection = "PublicTest (the standard protocol)"
+    protocol = f"checkpoint selected on {selection}; reported on {reported} (the loader's {split!r} split)"
+    if config.get("tta"):
+        protocol += "; horizontal-flip test-time augmentation"
+    command = _anonymise_command(run.get("command"), config)
+    config["data_dir"] = "DATA_DIR"
+    return {
+        "dataset": "FER2013",
+        "protocol": protocol,
+        "reported_split": f"FER2013 {reported}",
+        f"{key}_accuracy": metrics[f"{split}_accuracy"],
+        f"{key}_accuracy_ci95": [metrics[f"{split}_accuracy_ci_low"], metrics[f"{split}_accuracy_ci_high"]],
+        f"{key}_balanced_accuracy": metrics[f"{split}_balanced_accuracy"],
+        f"{key}_macro_f1": metrics[f"{split}_macro_f1"],
+        "hardware": hardware,
+        "wall_time_s": round(float(wall_time_s if wall_time_s is not None else run["wall_time_s"]), 1),
+        "note": note,
+        "command": command,
+        "date": date or datetime.date.today().isoformat(),
+        "config": config,
+        "metrics": metrics,
+        "cost": run.get("cost", {}),
+        "environment": run.get("environment", {}),
+        "history": pd.read_csv(history_file).to_dict(orient="records"),
+    }
+
+
+def recorded_runs(pattern: str = "fer2013_*.json", results_dir: str | Path | None = None,
+                  metric: str = "public_test_accuracy") -> list[dict]:
+    """The records matching ``pattern`` that carry ``metric``, best first.
+
+    Without ``results_dir`` it looks for ``results/`` then ``book/results/`` under the current
+    folder (a chapter runs in ``book/``, a script at the repository root) and returns ``[]`` when
+    neither exists, as in a notebook opened alone in Colab.
+    """
+    if results_dir is None:
+        results_dir = next((path for path in (Path("results"), Path("book/results")) if path.is_dir()), None)
+        if results_dir is None:
+            return []
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise FerlibError(f"results folder {results_dir} not found")
+    runs = []
+    for file in sorted(results_dir.glob(pattern)):
+        try:
+            record = json.loads(file.read_text())
+        except json.JSONDecodeError as error:
+            raise FerlibError(f"{file} is not valid JSON ({error})") from error
+        if metric in record:
+            runs.append(record)
+    return sorted(runs, key=lambda record: -record[metric])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ferlib.results",
+                                     description="Write the book/results/ record of a `ferlib train` FER2013 run.")
+    parser.add_argument("run_dir", help="the --out folder of `ferlib train`")
+    parser.add_argument("out", help="the JSON file to write, e.g. book/results/fer2013_vgg_fer_36ep_cpu.json")
+    parser.add_argument("--hardware", required=True, help="the machine, in words (CPU or GPU model, cores)")
+    parser.add_argument("--note", required=True, help="one line on what the run is")
+    parser.add_argument("--wall-time-s", type=float, default=None,
+                        help="the whole process's wall time, when measured outside (default: the run's own)")
+    parser.add_argument("--date", default=None, help="ISO date of the run (default: today)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if not re.fullmatch(r"fer2013_[\w.-]+\.json", out.name):
+        parser.error(f"{out.name}: the chapters read files named fer2013_<run>.json")
+    record = fer2013_record(args.run_dir, hardware=args.hardware, note=args.note, wall_time_s=args.wall_time_s,
+                            date=args.date)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    reported = next(key for key in record if key.endswith("_accuracy") and "balanced" not in key)
+    print(f"wrote {out}: {record['reported_split']} accuracy {record[reported]:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

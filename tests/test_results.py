@@ -1,0 +1,111 @@
+"""book/results/ records: made from a `ferlib train` folder, read back best first."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ferlib import results
+from ferlib.errors import FerlibError
+
+REPO_RESULTS = Path(__file__).resolve().parents[1] / "book" / "results"
+
+
+def fake_run(folder: Path, *, report_split: str = "val", accuracy: float = 0.66, dataset: str = "fer2013") -> Path:
+    """The two files `ferlib train` writes that a record is made from."""
+    folder.mkdir(parents=True)
+    split = report_split
+    metrics = {f"{split}_n": 3589, f"{split}_accuracy": accuracy, f"{split}_accuracy_ci_low": accuracy - 0.02,
+               f"{split}_accuracy_ci_high": accuracy + 0.02, f"{split}_balanced_accuracy": accuracy - 0.03,
+               f"{split}_macro_f1": accuracy - 0.01, "best_epoch": 2, "best_val": 0.6}
+    config = {"command": "train", "dataset": dataset, "data_dir": "/data/my fer", "model": "vgg_fer",
+              "model_options": {"widths": [32, 64, 128, 512]}, "epochs": 2, "val_split": "holdout",
+              "holdout_fraction": 0.1, "report_split": report_split, "tta": True}
+    command = ("ferlib train --dataset fer2013 --data-dir '/data/my fer' --model vgg_fer --model-option "
+               "widths=[32,64,128,512] --epochs 2 --no-progress --out runs/x --results /tmp/r.sqlite")
+    (folder / "metrics.json").write_text(json.dumps({
+        "command": command, "wall_time_s": 123.456, "config": config, "metrics": metrics,
+        "cost": {"train_time_s": 120.0}, "environment": {"device": "cpu", "torch": "2.14.1"}}))
+    pd.DataFrame({"epoch": [1, 2], "train_loss": [1.8, 1.5], "val_accuracy": [0.4, 0.6]}).to_csv(
+        folder / "history.csv", index=False)
+    return folder
+
+
+def test_record_from_a_train_folder(tmp_path):
+    record = results.fer2013_record(fake_run(tmp_path / "run"), hardware="2-core CPU", note="a test run",
+                                    date="2026-11-27")
+    assert record["reported_split"] == "FER2013 PublicTest"
+    assert record["public_test_accuracy"] == 0.66
+    assert record["public_test_accuracy_ci95"] == pytest.approx([0.64, 0.68])
+    assert record["public_test_macro_f1"] == pytest.approx(0.65)
+    assert "10% hold-out of Training" in record["protocol"] and "test-time augmentation" in record["protocol"]
+    assert record["wall_time_s"] == 123.5 and record["date"] == "2026-11-27"
+    # the command can be pasted elsewhere: no local data folder, results store or progress flag
+    assert record["command"] == ("ferlib train --dataset fer2013 --data-dir DATA_DIR --model vgg_fer "
+                                 "--model-option 'widths=[32,64,128,512]' --epochs 2 --out runs/x")
+    assert record["config"]["data_dir"] == "DATA_DIR"
+    assert record["history"] == [{"epoch": 1, "train_loss": 1.8, "val_accuracy": 0.4},
+                                 {"epoch": 2, "train_loss": 1.5, "val_accuracy": 0.6}]
+    assert record["environment"]["device"] == "cpu"
+    assert results.fer2013_record(tmp_path / "run", hardware="h", note="n", wall_time_s=99)["wall_time_s"] == 99
+
+
+def test_private_test_runs_are_named_so(tmp_path):
+    record = results.fer2013_record(fake_run(tmp_path / "run", report_split="test"), hardware="h", note="n")
+    assert record["reported_split"] == "FER2013 PrivateTest"
+    assert "private_test_accuracy" in record and "public_test_accuracy" not in record
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"report_split": "train"}, "neither FER2013 PublicTest"),
+    ({"dataset": "rafdb"}, "not fer2013"),
+])
+def test_bad_runs_are_named(tmp_path, kwargs, message):
+    with pytest.raises(FerlibError, match=message):
+        results.fer2013_record(fake_run(tmp_path / "run", **kwargs), hardware="h", note="n")
+
+
+def test_a_folder_without_a_finished_run(tmp_path):
+    (tmp_path / "run").mkdir()
+    with pytest.raises(FerlibError, match="metrics.json not found"):
+        results.fer2013_record(tmp_path / "run", hardware="h", note="n")
+
+
+def test_recorded_runs_best_first(tmp_path, monkeypatch):
+    folder = tmp_path / "book" / "results"
+    folder.mkdir(parents=True)
+    for name, accuracy in (("a", 0.61), ("b", 0.69), ("c", 0.65)):
+        record = results.fer2013_record(fake_run(tmp_path / name, accuracy=accuracy), hardware="h", note=name)
+        (folder / f"fer2013_{name}.json").write_text(json.dumps(record))
+    private = results.fer2013_record(fake_run(tmp_path / "p", report_split="test"), hardware="h", note="p")
+    (folder / "fer2013_p.json").write_text(json.dumps(private))
+    assert [run["note"] for run in results.recorded_runs(results_dir=folder)] == ["b", "c", "a"]
+    assert [run["note"] for run in results.recorded_runs(results_dir=folder, metric="private_test_accuracy")] == ["p"]
+    monkeypatch.chdir(tmp_path)  # found from the repository root, as a script would run
+    assert len(results.recorded_runs()) == 3
+    monkeypatch.chdir(folder)  # nothing under the current folder: as in a notebook opened alone
+    assert results.recorded_runs() == []
+    (folder / "fer2013_broken.json").write_text("{")
+    with pytest.raises(FerlibError, match="fer2013_broken.json is not valid JSON"):
+        results.recorded_runs(results_dir=folder)
+
+
+def test_the_command_line_writes_the_record(tmp_path, capsys):
+    out = tmp_path / "results" / "fer2013_run.json"
+    assert results.main([str(fake_run(tmp_path / "run")), str(out), "--hardware", "h", "--note", "n"]) == 0
+    assert json.loads(out.read_text())["public_test_accuracy"] == 0.66
+    assert "PublicTest accuracy 0.6600" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # the chapters only read fer2013_*.json
+        results.main([str(tmp_path / "run"), str(tmp_path / "other.json"), "--hardware", "h", "--note", "n"])
+
+
+def test_the_shipped_records_are_readable():
+    runs = results.recorded_runs(results_dir=REPO_RESULTS)
+    assert runs, "book/results/ holds the recorded FER2013 runs the book tables"
+    for run in runs:
+        assert {"command", "hardware", "wall_time_s", "config", "history"} <= set(run)
+        low, high = run["public_test_accuracy_ci95"]
+        assert low <= run["public_test_accuracy"] <= high
