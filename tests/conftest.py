@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 import torch
@@ -11,6 +13,26 @@ from torch.utils.data import Dataset
 
 # nbval kernels inherit the environment: chapters run in the smoke profile under pytest.
 os.environ.setdefault("FERLIB_PROFILE", "smoke")
+
+
+def pytest_configure(config):
+    """Child processes (nbval's kernels, papermill) get a temporary folder of their own, removed at
+    the end. A chapter's scratch folder is removed when its kernel exits, but nbval kills the kernel."""
+    tempfile.gettempdir()  # this process keeps the usual one (pytest's tmp_path included)
+    config.ferlib_tmpdir = (os.environ.get("TMPDIR"), tempfile.mkdtemp(prefix="ferlib-pytest-children-"))
+    os.environ["TMPDIR"] = config.ferlib_tmpdir[1]
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "ferlib_tmpdir"):
+        return
+    previous, children = config.ferlib_tmpdir
+    shutil.rmtree(children, ignore_errors=True)
+    if previous is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = previous
+
 
 # Property tests draw the same examples on every run (CI must not pass or fail by luck);
 # HYPOTHESIS_PROFILE=explore draws fresh ones, for hunting new counter-examples locally.
