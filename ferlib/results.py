@@ -30,17 +30,12 @@ def _anonymise_command(command: str | None, config: dict) -> str | None:
     (``--results``, ``--no-progress``) dropped, so that it can be pasted elsewhere."""
     if not command:
         return None
-    words, out, skip = shlex.split(command), [], False
+    words, out = iter(shlex.split(command)), []
     for word in words:
-        if skip:
-            skip = False
-            continue
         if word == "--results":
-            skip = True
-            continue
-        if word == "--no-progress":
-            continue
-        out.append(word)
+            next(words, None)  # and its value
+        elif word != "--no-progress":
+            out.append(word)
     text = shlex.join(out)
     data_dir = config.get("data_dir")
     if data_dir:
@@ -146,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                             date=args.date)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n")
-    reported = next(key for key in record if key.endswith("_accuracy") and "balanced" not in key)
-    print(f"wrote {out}: {record['reported_split']} accuracy {record[reported]:.4f}")
+    key = FER2013_SPLITS[record["config"]["report_split"]][1]
+    print(f"wrote {out}: {record['reported_split']} accuracy {record[f'{key}_accuracy']:.4f}")
     return 0
 
 

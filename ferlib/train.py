@@ -495,8 +495,6 @@ def fit(
             metas = batch[2] if len(batch) == 3 else None
             x = x.to(device, non_blocking=True)
             y = y.to(device, non_blocking=True)
-            if channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
             if run_config["input_shape"] is None:
                 run_config["input_shape"] = [int(v) for v in x.shape[1:]]
             if augment_fn is not None:
@@ -506,6 +504,8 @@ def fit(
 
                 start = int(torch.randint(2**31 - 1, ()))  # the random start, from the epoch's seeded RNG
                 x = adversarial_batch(model, x, y, adversarial, adversarial_eps, steps=adversarial_steps, seed=start)
+            if channels_last and x.dim() == 4:  # after augmentation, which may return the default layout
+                x = x.contiguous(memory_format=torch.channels_last)
             with engine.autocast():
                 if group_loss is None:
                     if aux_loss is not None and metas is not None:
