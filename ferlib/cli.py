@@ -74,8 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         """
         ferlib train --dataset synthfer --model cnn_small --profile quick --out runs/demo
         ferlib train --dataset fer2013 --data-dir data/fer2013 --model vgg_fer --profile full \\
-            --epochs 30 --schedule onecycle --augment flip_shift --tta --val-split holdout \\
-            --report-split val --out runs/fer2013
+            --epochs 30 --schedule onecycle --augment flip_shift --tta --out runs/fer2013
         ferlib train --dataset ckplus --data-dir data/CK+ --folds 10 --fold 1 --out runs/ckplus/fold1
         torchrun --nproc_per_node 2 -m ferlib train --model cnn_small --device cpu --out runs/ddp
         """,
@@ -108,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="select checkpoints on the dataset's val split, or on a stratified holdout of train",
     )
     train.add_argument("--holdout-fraction", type=float, default=0.1)
-    train.add_argument("--report-split", default="test", help="split whose metrics are reported (default test)")
+    train.add_argument(
+        "--report-split",
+        default="test",
+        help="split whose metrics are reported (default test); one the loader carves out of train is refused",
+    )
     train.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
     train.add_argument(
         "--mixed-precision",
@@ -282,6 +285,7 @@ def _cmd_train(args) -> int:
         "wall_time_s": time.perf_counter() - started,
         "config": config,
         "metrics": metrics,
+        "splits": run["splits"],
         "cost": cost,
         "environment": environment,
     }

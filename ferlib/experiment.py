@@ -167,7 +167,44 @@ def training_data(config: dict, transform=None):
             load_split(config, "train", transform=transform) if transform is not None else load_split(config, "train")
         )
         val = load_split(config, "val")
-    return train, val, load_split(config, _option(config, "report_split"))
+    report = load_split(config, _option(config, "report_split"))
+    _check_report_split(config, report)
+    return train, val, report
+
+
+def _check_report_split(config: dict, report) -> None:
+    """Refuse, before any training, a report split that is the selection split itself or that
+    the loader carved out of the train split (a layout without that split, such as the FER2013
+    copy without PrivateTest, whose ``val`` is then a hold-out of Training)."""
+    from ferlib.errors import DataError
+
+    split, dataset = _option(config, "report_split"), _option(config, "dataset")
+    if split == "val" and _option(config, "val_split") == "val":
+        raise DataError(
+            "report_split 'val' is also the selection split (val_split 'val'): the checkpoint would be chosen on "
+            "the split it reports; use val_split 'holdout' or report 'test'"
+        )
+    protocol = getattr(report, "protocol", None) or ""
+    if "hold-out of the official train split" in protocol:
+        raise DataError(
+            f"report_split {split!r} of {dataset} at {_option(config, 'data_dir')} is not an official split but "
+            f"{protocol.split(': ', 1)[-1]} (the layout lacks it): report 'test', which is the layout's official "
+            "evaluation split"
+        )
+
+
+def _describe_split(data, result=None) -> dict:
+    """What a split holds: its size, how the loader derived it (``protocol``, when it did) and,
+    given its evaluation ``result``, its samples' official ``usage`` (FER2013's Training /
+    PublicTest / PrivateTest) counted from their metadata, so that a record can name it."""
+    description = {"n": len(data), "protocol": getattr(data, "protocol", None)}
+    if result is not None:
+        usage: dict[str, int] = {}
+        for meta in result.meta or []:
+            if isinstance(meta, dict) and meta.get("usage"):
+                usage[meta["usage"]] = usage.get(meta["usage"], 0) + 1
+        description["usage"] = usage
+    return description
 
 
 def run_experiment(
@@ -182,9 +219,10 @@ def run_experiment(
 ) -> dict:
     """Train and evaluate the run described by ``config``.
 
-    Returns ``{"metrics", "cost", "device", "model", "history", "result", "is_main"}``: the
+    Returns ``{"metrics", "cost", "device", "model", "history", "result", "splits", "is_main"}``: the
     metrics are the report split's summary (``test_accuracy``, ``test_macro_f1``, ... with 95%
-    intervals) plus ``best_epoch`` and ``best_val``; the cost holds ``train_time_s`` and
+    intervals) plus ``best_epoch`` and ``best_val``; ``splits`` says what the train, selection
+    and report splits held (:func:`_describe_split`); the cost holds ``train_time_s`` and
     ``samples_per_s`` and, with ``latency_runs > 0``, ``parameters``, ``flops`` and the median
     batch-1 CPU ``latency_ms`` over that many forward passes. Under ``torchrun`` only the main
     process evaluates; the others return ``is_main=False`` and no metrics.
@@ -264,4 +302,6 @@ def run_experiment(
         )
     environment = ferlib.environment_info(device)
     out.update(result=result, metrics=metrics, cost=cost, device=environment["device_name"], environment=environment)
+    out["splits"] = {"train": _describe_split(train), "selection": _describe_split(val),
+                     "report": _describe_split(report, result)}
     return out

@@ -21,8 +21,41 @@ from pathlib import Path
 
 from ferlib.errors import FerlibError
 
-#: FER2013's splits as the loader names them, and the names papers report them under.
-FER2013_SPLITS = {"val": ("PublicTest", "public_test"), "test": ("PrivateTest", "private_test")}
+#: FER2013's official evaluation splits (the ``usage`` of their images) and their record keys.
+FER2013_SPLITS = {"PublicTest": "public_test", "PrivateTest": "private_test"}
+
+
+def _reported_split(run: dict, metrics_file: Path) -> str:
+    """Which official FER2013 split the run reported on, from the ``usage`` of the images it
+    evaluated (``splits.report`` in ``metrics.json``): the loader's split names alone do not
+    say, since a copy without PrivateTest reports PublicTest as ``test``."""
+    report = (run.get("splits") or {}).get("report") or {}
+    usage = report.get("usage")
+    if not usage:
+        raise FerlibError(f"{metrics_file} does not say which images the run reported on (no splits.report.usage; "
+                          "it predates ferlib's split provenance): train again to record it")
+    if set(usage) - set(FER2013_SPLITS) or len(usage) != 1:
+        counts = ", ".join(f"{count} {name}" for name, count in sorted(usage.items()))
+        raise FerlibError(f"{metrics_file}: the reported split holds {counts} images, not one of FER2013 PublicTest "
+                          "or PrivateTest: a record reports an official test split")
+    return next(iter(usage))
+
+
+def _selection(config: dict, run: dict, reported: str) -> str:
+    """The split the checkpoint was selected on, in words (``splits.selection`` was a bare size,
+    without its protocol, in the first runs that recorded splits)."""
+    splits = run.get("splits") or {}
+    selection = splits.get("selection") or {}
+    selection = {"n": selection} if isinstance(selection, int) else selection
+    size = f" ({selection['n']:,} images)" if "n" in selection else ""
+    if config.get("val_split") == "holdout":
+        return f"a stratified {config.get('holdout_fraction', 0.1):.0%} hold-out of the train split{size}"
+    if selection.get("protocol"):
+        return f"the loader's 'val' split{size}, {selection['protocol'].split(': ', 1)[-1]}"
+    if "has no test split" in ((splits.get("report") or {}).get("protocol") or ""):
+        return f"the loader's 'val' split{size}, a stratified hold-out of Training (the copy has no PrivateTest)"
+    standard = ", PublicTest (the standard protocol)" if reported == "PrivateTest" else ""
+    return f"the loader's 'val' split{size}{standard}"
 
 
 def _anonymise_command(command: str | None, config: dict) -> str | None:
@@ -48,8 +81,9 @@ def fer2013_record(run_dir: str | Path, *, hardware: str, note: str, wall_time_s
     """The ``book/results/`` record of one ``ferlib train --dataset fer2013`` run.
 
     ``wall_time_s`` defaults to the time ``ferlib train`` measured itself; pass the time of the
-    whole process when you measured it outside. The reported split is the run's
-    ``report_split``: ``val`` is PublicTest, ``test`` PrivateTest.
+    whole process when you measured it outside. The reported split is named from the usage
+    of the images the run evaluated (see :func:`_reported_split`), so a record can only say
+    PublicTest or PrivateTest when the run reported exactly that.
     """
     run_dir = Path(run_dir)
     metrics_file, history_file = run_dir / "metrics.json", run_dir / "history.csv"
@@ -63,15 +97,10 @@ def fer2013_record(run_dir: str | Path, *, hardware: str, note: str, wall_time_s
     if config.get("dataset") != "fer2013":
         raise FerlibError(f"{metrics_file}: the run is on {config.get('dataset')!r}, not fer2013")
     split = config.get("report_split")
-    if split not in FER2013_SPLITS:
-        raise FerlibError(f"{metrics_file}: report_split {split!r} is neither FER2013 PublicTest ('val') "
-                          "nor PrivateTest ('test')")
-    reported, key = FER2013_SPLITS[split]
-    if config.get("val_split") == "holdout":
-        selection = f"a stratified {config.get('holdout_fraction', 0.1):.0%} hold-out of Training"
-    else:
-        selection = "PublicTest (the standard protocol)"
-    protocol = f"checkpoint selected on {selection}; reported on {reported} (the loader's {split!r} split)"
+    reported = _reported_split(run, metrics_file)
+    key = FER2013_SPLITS[reported]
+    protocol = (f"checkpoint selected on {_selection(config, run, reported)}; reported on {reported} "
+                f"(the loader's {split!r} split)")
     if config.get("tta"):
         protocol += "; horizontal-flip test-time augmentation"
     command = _anonymise_command(run.get("command"), config)
@@ -92,6 +121,7 @@ def fer2013_record(run_dir: str | Path, *, hardware: str, note: str, wall_time_s
         "config": config,
         "metrics": metrics,
         "cost": run.get("cost", {}),
+        "splits": run.get("splits", {}),
         "environment": run.get("environment", {}),
         "history": pd.read_csv(history_file).to_dict(orient="records"),
     }
@@ -141,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                             date=args.date)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n")
-    key = FER2013_SPLITS[record["config"]["report_split"]][1]
+    key = FER2013_SPLITS[record["reported_split"].removeprefix("FER2013 ")]
     print(f"wrote {out}: {record['reported_split']} accuracy {record[f'{key}_accuracy']:.4f}")
     return 0
 

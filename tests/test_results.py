@@ -14,21 +14,28 @@ from ferlib.errors import FerlibError
 REPO_RESULTS = Path(__file__).resolve().parents[1] / "book" / "results"
 
 
-def fake_run(folder: Path, *, report_split: str = "val", accuracy: float = 0.66, dataset: str = "fer2013") -> Path:
-    """The two files `ferlib train` writes that a record is made from."""
+def fake_run(folder: Path, *, report_split: str = "test", usage: dict | None = None, accuracy: float = 0.66,
+             dataset: str = "fer2013", val_split: str = "holdout", splits: bool = True) -> Path:
+    """The two files `ferlib train` writes that a record is made from; by default a run on a
+    copy without PrivateTest, whose loader reports PublicTest as its 'test' split."""
     folder.mkdir(parents=True)
     split = report_split
-    metrics = {f"{split}_n": 3589, f"{split}_accuracy": accuracy, f"{split}_accuracy_ci_low": accuracy - 0.02,
-               f"{split}_accuracy_ci_high": accuracy + 0.02, f"{split}_balanced_accuracy": accuracy - 0.03,
-               f"{split}_macro_f1": accuracy - 0.01, "best_epoch": 2, "best_val": 0.6}
+    usage = {"PublicTest": 3589} if usage is None else usage
+    metrics = {f"{split}_n": sum(usage.values()), f"{split}_accuracy": accuracy,
+               f"{split}_accuracy_ci_low": accuracy - 0.02, f"{split}_accuracy_ci_high": accuracy + 0.02,
+               f"{split}_balanced_accuracy": accuracy - 0.03, f"{split}_macro_f1": accuracy - 0.01,
+               "best_epoch": 2, "best_val": 0.6}
     config = {"command": "train", "dataset": dataset, "data_dir": "/data/my fer", "model": "vgg_fer",
-              "model_options": {"widths": [32, 64, 128, 512]}, "epochs": 2, "val_split": "holdout",
+              "model_options": {"widths": [32, 64, 128, 512]}, "epochs": 2, "val_split": val_split,
               "holdout_fraction": 0.1, "report_split": report_split, "tta": True}
     command = ("ferlib train --dataset fer2013 --data-dir '/data/my fer' --model vgg_fer --model-option "
                "widths=[32,64,128,512] --epochs 2 --no-progress --out runs/x --results /tmp/r.sqlite")
-    (folder / "metrics.json").write_text(json.dumps({
-        "command": command, "wall_time_s": 123.456, "config": config, "metrics": metrics,
-        "cost": {"train_time_s": 120.0}, "environment": {"device": "cpu", "torch": "2.14.1"}}))
+    run = {"command": command, "wall_time_s": 123.456, "config": config, "metrics": metrics,
+           "cost": {"train_time_s": 120.0}, "environment": {"device": "cpu", "torch": "2.14.1"}}
+    if splits:
+        run["splits"] = {"train": {"n": 23_253, "protocol": None}, "selection": {"n": 2_584, "protocol": None},
+                         "report": {"n": sum(usage.values()), "protocol": None, "usage": usage}}
+    (folder / "metrics.json").write_text(json.dumps(run))
     pd.DataFrame({"epoch": [1, 2], "train_loss": [1.8, 1.5], "val_accuracy": [0.4, 0.6]}).to_csv(
         folder / "history.csv", index=False)
     return folder
@@ -41,7 +48,9 @@ def test_record_from_a_train_folder(tmp_path):
     assert record["public_test_accuracy"] == 0.66
     assert record["public_test_accuracy_ci95"] == pytest.approx([0.64, 0.68])
     assert record["public_test_macro_f1"] == pytest.approx(0.65)
-    assert "10% hold-out of Training" in record["protocol"] and "test-time augmentation" in record["protocol"]
+    assert record["protocol"] == ("checkpoint selected on a stratified 10% hold-out of the train split (2,584 images); "
+                                  "reported on PublicTest (the loader's 'test' split); horizontal-flip test-time "
+                                  "augmentation")
     assert record["wall_time_s"] == 123.5 and record["date"] == "2026-11-27"
     # the command can be pasted elsewhere: no local data folder, results store or progress flag
     assert record["command"] == ("ferlib train --dataset fer2013 --data-dir DATA_DIR --model vgg_fer "
@@ -54,13 +63,39 @@ def test_record_from_a_train_folder(tmp_path):
 
 
 def test_private_test_runs_are_named_so(tmp_path):
-    record = results.fer2013_record(fake_run(tmp_path / "run", report_split="test"), hardware="h", note="n")
+    run = fake_run(tmp_path / "run", usage={"PrivateTest": 3589}, val_split="val")
+    record = results.fer2013_record(run, hardware="h", note="n")
     assert record["reported_split"] == "FER2013 PrivateTest"
     assert "private_test_accuracy" in record and "public_test_accuracy" not in record
+    assert record["protocol"].startswith("checkpoint selected on the loader's 'val' split (2,584 images), PublicTest")
+
+
+def test_the_selection_split_is_described_from_the_loader(tmp_path):
+    run = fake_run(tmp_path / "run", val_split="val")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["splits"]["selection"]["protocol"] = "val: stratified 0.1 hold-out of the official train split, seed 0"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    record = results.fer2013_record(run, hardware="h", note="n")
+    assert record["protocol"].startswith("checkpoint selected on the loader's 'val' split (2,584 images), "
+                                         "stratified 0.1 hold-out of the official train split, seed 0; "
+                                         "reported on PublicTest")
+
+
+def test_a_selection_recorded_as_a_bare_size(tmp_path):
+    run = fake_run(tmp_path / "run", val_split="val")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["splits"]["selection"] = 2_872
+    metrics["splits"]["report"]["protocol"] = "test: the official val split (the layout has no test split)"
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert results.fer2013_record(run, hardware="h", note="n")["protocol"].startswith(
+        "checkpoint selected on the loader's 'val' split (2,872 images), a stratified hold-out of Training")
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"report_split": "train"}, "neither FER2013 PublicTest"),
+    # a loader split name says nothing by itself: the images' usage decides
+    ({"report_split": "val", "usage": {"Training": 2872}}, "holds 2872 Training images, not one of FER2013"),
+    ({"usage": {"PublicTest": 10, "PrivateTest": 10}}, "10 PrivateTest, 10 PublicTest images"),
+    ({"splits": False}, "does not say which images the run reported on"),
     ({"dataset": "rafdb"}, "not fer2013"),
 ])
 def test_bad_runs_are_named(tmp_path, kwargs, message):
@@ -80,7 +115,7 @@ def test_recorded_runs_best_first(tmp_path, monkeypatch):
     for name, accuracy in (("a", 0.61), ("b", 0.69), ("c", 0.65)):
         record = results.fer2013_record(fake_run(tmp_path / name, accuracy=accuracy), hardware="h", note=name)
         (folder / f"fer2013_{name}.json").write_text(json.dumps(record))
-    private = results.fer2013_record(fake_run(tmp_path / "p", report_split="test"), hardware="h", note="p")
+    private = results.fer2013_record(fake_run(tmp_path / "p", usage={"PrivateTest": 3589}), hardware="h", note="p")
     (folder / "fer2013_p.json").write_text(json.dumps(private))
     assert [run["note"] for run in results.recorded_runs(results_dir=folder)] == ["b", "c", "a"]
     assert [run["note"] for run in results.recorded_runs(results_dir=folder, metric="private_test_accuracy")] == ["p"]

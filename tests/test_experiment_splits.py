@@ -1,0 +1,61 @@
+"""Which images a run selects its checkpoint on and reports: refused when they would mislead,
+recorded in metrics.json otherwise."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from ferlib.cli import main
+from ferlib.data import EMOTIONS
+from ferlib.errors import DataError
+from ferlib.experiment import training_data
+
+
+@pytest.fixture
+def fer_copy_without_private_test(tmp_path):
+    """FER2013 in the Kaggle folder layout with Training and PublicTest only, like ../shared's copy."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "fer2013"
+    for name in EMOTIONS:
+        for usage, folder, count in (("Training", "train", 10), ("PublicTest", "test", 2)):
+            for i in range(count):
+                path = root / folder / name / f"{usage}_{i}.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                assert cv2.imwrite(str(path), rng.integers(0, 256, (48, 48), dtype=np.uint8))
+    return root
+
+
+def config(root, **overrides) -> dict:
+    return {"dataset": "fer2013", "data_dir": str(root), "profile": "smoke", **overrides}
+
+
+def test_reporting_a_split_carved_out_of_training_is_refused(fer_copy_without_private_test):
+    # without PrivateTest, the loader's 'val' is a hold-out of Training and 'test' is PublicTest
+    with pytest.raises(DataError, match=r"report_split 'val' of fer2013 .* is not an official split but stratified"):
+        training_data(config(fer_copy_without_private_test, val_split="holdout", report_split="val"))
+    train, val, report = training_data(config(fer_copy_without_private_test))
+    assert {meta["usage"] for _, _, meta in report} == {"PublicTest"}
+    assert {meta["usage"] for _, _, meta in val} == {"Training"}
+    assert len(train) + len(val) == 70 and len(report) == 14
+
+
+def test_selecting_on_the_reported_split_is_refused(fer_copy_without_private_test):
+    with pytest.raises(DataError, match="chosen on the split it reports"):
+        training_data(config(fer_copy_without_private_test, val_split="val", report_split="val"))
+
+
+def test_metrics_json_says_what_each_split_held(fer_copy_without_private_test, tmp_path):
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "fer2013", "--data-dir", str(fer_copy_without_private_test), "--profile", "smoke",
+            "--model", "cnn_small", "--epochs", "1", "--device", "cpu", "--no-progress", "--out", str(out),
+            "--results", str(tmp_path / "r.sqlite")]
+    assert main(args) == 0
+    splits = json.loads((out / "metrics.json").read_text())["splits"]
+    assert splits["train"]["n"] + splits["selection"]["n"] == 70
+    assert "hold-out of the official train split" in splits["selection"]["protocol"]
+    assert splits["report"] == {"n": 14, "protocol": "test: the official val split (the layout has no test split)",
+                                "usage": {"PublicTest": 14}}
