@@ -197,13 +197,12 @@ def _describe_split(data, result=None) -> dict:
     """What a split holds: its size, how the loader derived it (``protocol``, when it did) and,
     given its evaluation ``result``, its samples' official ``usage`` (FER2013's Training /
     PublicTest / PrivateTest) counted from their metadata, so that a record can name it."""
+    from collections import Counter
+
     description = {"n": len(data), "protocol": getattr(data, "protocol", None)}
     if result is not None:
-        usage: dict[str, int] = {}
-        for meta in result.meta or []:
-            if isinstance(meta, dict) and meta.get("usage"):
-                usage[meta["usage"]] = usage.get(meta["usage"], 0) + 1
-        description["usage"] = usage
+        metas = [meta for meta in result.meta or [] if isinstance(meta, dict)]
+        description["usage"] = dict(Counter(meta["usage"] for meta in metas if meta.get("usage")))
     return description
 
 
