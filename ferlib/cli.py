@@ -112,7 +112,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="test",
         help="split whose metrics are reported (default test); one the loader carves out of train is refused",
     )
-    train.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
+    train.add_argument(
+        "--tta", action="store_true", help="horizontal-flip test-time augmentation (with --crop: ten crops)"
+    )
+    train.add_argument(
+        "--crop",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="train on random crops of FRACTION of the image side (0.8333: 40x40 of 48x48) and evaluate on the "
+        "centre crop",
+    )
     train.add_argument(
         "--mixed-precision",
         default="auto",
@@ -144,7 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("checkpoint")
     _add_data_arguments(evaluate)
     evaluate.add_argument("--split", default="test")
-    evaluate.add_argument("--tta", action="store_true", help="horizontal-flip test-time augmentation")
+    evaluate.add_argument(
+        "--tta",
+        action="store_true",
+        help="horizontal-flip test-time augmentation (ten crops for a model trained with --crop)",
+    )
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     runs = command(
@@ -259,6 +273,8 @@ def _cmd_train(args) -> int:
         config["mixed_precision"] = args.mixed_precision
     if args.channels_last:
         config["channels_last"] = True
+    if args.crop is not None:
+        config["crop"] = args.crop
     store = ResultsStore(args.results)
     stored = store.get(config)
     if stored is not None and not args.force and (out / "best.ckpt").exists():
@@ -304,10 +320,12 @@ def _cmd_evaluate(args) -> int:
     from ferlib.data.subsets import load_profile_split
 
     model = ferlib.load_checkpoint(args.checkpoint, device="cpu")
+    crop = (ferlib.read_checkpoint(args.checkpoint).get("train_config") or {}).get("crop")
     data = load_profile_split(
         args.dataset, args.split, args.profile, args.data_dir, task=args.task, **_dataset_options(args)
     )
-    result = ferlib.evaluate(model, data, device=args.device, tta_flip=args.tta)
+    tta_crops = bool(args.tta and crop)
+    result = ferlib.evaluate(model, data, device=args.device, tta_flip=args.tta, crop=crop, tta_crops=tta_crops)
     if args.json:
         print(json.dumps(result.summary(), indent=2))
     else:

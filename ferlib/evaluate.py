@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 
 from ferlib.data.collate import collate_samples
 from ferlib.data.labels import EMOTIONS
+from ferlib.data.transforms import center_crop, crop_size, five_crops
 from ferlib.models.base import forward_kwargs
 from ferlib.runtime import resolve_device
 
@@ -163,13 +164,36 @@ def _batches(data, batch_size: int):
     return DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=collate_samples)
 
 
+def _views(x: torch.Tensor, crop: float | None, tta_flip: bool, tta_crops: bool) -> list[torch.Tensor]:
+    """The inputs whose probabilities are averaged: the image (or its centre ``crop``), the five
+    crops with ``tta_crops``, and the mirror of each with ``tta_flip``."""
+    if crop is None:
+        if tta_crops:
+            raise ValueError("tta_crops needs crop (the fraction of the side the model was trained on)")
+        views = [x]
+    else:
+        size = crop_size(crop, x.shape)
+        views = list(five_crops(x, size)) if tta_crops else [center_crop(x, size)]
+    return views + [torch.flip(view, dims=(-1,)) for view in views] if tta_flip else views
+
+
 @torch.no_grad()
 def predict_proba(
-    model: nn.Module, data, *, batch_size: int = 256, device: str | torch.device = "auto", tta_flip: bool = False
+    model: nn.Module,
+    data,
+    *,
+    batch_size: int = 256,
+    device: str | torch.device = "auto",
+    tta_flip: bool = False,
+    crop: float | None = None,
+    tta_crops: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list | None]:
     """Class probabilities ``[N, K]``, the labels ``[N]`` and the samples' metadata (or None).
 
-    ``tta_flip`` averages the probabilities of each input and its horizontal mirror.
+    ``tta_flip`` averages the probabilities of each input and its horizontal mirror. A model
+    trained on crops (``crop``, the fraction of the side: see :func:`ferlib.fit`) sees the centre
+    crop, or with ``tta_crops`` the average over the four corner crops and the centre crop (ten
+    crops with ``tta_flip``, the protocol of Khaireddin and Chen 2021).
     """
     device = resolve_device(device)
     model = model.to(device).eval()
@@ -177,9 +201,8 @@ def predict_proba(
     for batch in _batches(data, batch_size):
         x = batch[0].to(device)
         kwargs = forward_kwargs(model, x, batch[2] if len(batch) == 3 else None)  # e.g. video clip lengths
-        probs = torch.softmax(model(x, **kwargs).float(), dim=1)
-        if tta_flip:
-            probs = (probs + torch.softmax(model(torch.flip(x, dims=(-1,)), **kwargs).float(), dim=1)) / 2
+        views = _views(x, crop, tta_flip, tta_crops)
+        probs = sum(torch.softmax(model(view, **kwargs).float(), dim=1) for view in views) / len(views)
         probabilities.append(probs.cpu())
         labels.append(torch.as_tensor(batch[1]))
         if len(batch) == 3:
@@ -196,6 +219,8 @@ def evaluate(
     batch_size: int = 256,
     device: str | torch.device = "auto",
     tta_flip: bool = False,
+    crop: float | None = None,
+    tta_crops: bool = False,
     n_bootstrap: int = 1000,
     seed: int = 0,
     class_names: tuple[str, ...] | None = None,
@@ -205,6 +230,8 @@ def evaluate(
     Returns an :class:`EvaluationResult` with accuracy (WAR), balanced accuracy (UAR), macro-F1,
     per-class precision/recall, the confusion matrix, expected calibration error and
     bootstrap 95% intervals (``n_bootstrap=0`` skips them).
+    ``tta_flip``, ``crop`` and ``tta_crops`` are :func:`predict_proba`'s: pass the ``crop`` a
+    model was trained with (its checkpoint's ``train_config["crop"]``).
 
     Examples
     --------
@@ -216,7 +243,9 @@ def evaluate(
     >>> sorted(result.summary())[:3]
     ['accuracy', 'accuracy_ci_high', 'accuracy_ci_low']
     """
-    probs, y_true, meta = predict_proba(model, data, batch_size=batch_size, device=device, tta_flip=tta_flip)
+    probs, y_true, meta = predict_proba(
+        model, data, batch_size=batch_size, device=device, tta_flip=tta_flip, crop=crop, tta_crops=tta_crops
+    )
     num_classes = probs.shape[1]
     if y_true.max() >= num_classes or y_true.min() < 0:
         raise ValueError(f"labels range over [{y_true.min()}, {y_true.max()}] but the model has {num_classes} classes")

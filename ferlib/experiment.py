@@ -10,7 +10,8 @@ Config keys (see :data:`RUN_DEFAULTS` for the defaults): ``dataset``, ``data_dir
 profile's), ``batch_size``, ``lr``, ``weight_decay``, ``optimizer``, ``schedule``,
 ``label_smoothing``, ``class_weights``, ``grad_clip``, ``augment``, ``early_stopping``,
 ``val_split`` (``val`` or ``holdout``), ``holdout_fraction``, ``report_split`` and ``tta``
-(and, only when given, ``mixed_precision`` and ``channels_last``);
+(and, only when given, ``mixed_precision``, ``channels_last`` and ``crop``, the fraction of the
+side of the random training crops, whose report is on the centre crop, or on ten crops with ``tta``);
 cross-validation keys ``folds`` and ``fold`` (see :func:`fold_data`).
 """
 
@@ -232,7 +233,7 @@ def run_experiment(
     from ferlib.profiles import get_profile
     from ferlib.train import _Engine  # the process's role under torchrun/accelerate
 
-    optional = {"command", "latency_runs", "mixed_precision", "channels_last"}  # not in RUN_DEFAULTS: see above
+    optional = {"command", "latency_runs", "mixed_precision", "channels_last", "crop"}  # not in RUN_DEFAULTS: see above
     unknown = sorted(set(config) - set(RUN_DEFAULTS) - optional)
     if unknown:
         raise ValueError(
@@ -278,12 +279,16 @@ def run_experiment(
         # not default keys, so that stored configs keep their identity
         mixed_precision=config.get("mixed_precision", "auto"),
         channels_last=config.get("channels_last", False),
+        crop=config.get("crop"),
     )
     out = {"model": model, "history": history, "result": None, "metrics": None, "cost": None, "device": None}
     out["is_main"] = _Engine(ferlib.resolve_device(device), "no").is_main
     if not out["is_main"]:
         return out
-    result = ferlib.evaluate(model, report, device=device, tta_flip=option("tta"), seed=seed)
+    crop, tta = config.get("crop"), option("tta")
+    result = ferlib.evaluate(
+        model, report, device=device, tta_flip=tta, crop=crop, tta_crops=bool(tta and crop), seed=seed
+    )
     split = "test" if option("folds") is not None else option("report_split")
     summary = {f"{split}_{key}": value for key, value in result.summary().items()}
     metrics = {**summary, "best_epoch": history.best_epoch, "best_val": history.best_metric}

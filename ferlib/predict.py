@@ -8,7 +8,8 @@
 levelled on the eyes when both are found, cropped (square, ``margin`` around the box),
 resized and converted to the checkpoint's input (its size and channels are read from the
 checkpoint: ``train_config.input_shape`` written by :func:`ferlib.fit`, else 48x48 and the
-model's ``in_channels``) and classified in one batch. For ``photo.jpg`` the outputs are
+model's ``in_channels``) and classified in one batch (on the centre crop, for a model trained
+with :func:`ferlib.fit`'s ``crop``). For ``photo.jpg`` the outputs are
 
 * ``photo.annotated.png``: boxes with the top emotion and its probability;
 * ``photo.faces.csv``: one row per face, columns :data:`FACE_COLUMNS` then ``prob_<class>``;
@@ -102,6 +103,7 @@ class Predictor:
     checkpoint: str = ""
     margin: float = 0.1
     runner: torch.nn.Module | None = None  # a faster copy of model for classify (see load_predictor)
+    crop_fraction: float | None = None  # a model trained on crops (fit's ``crop``) classifies the centre crop
 
     @property
     def name(self) -> str:
@@ -117,6 +119,10 @@ class Predictor:
     def classify(self, inputs: torch.Tensor) -> np.ndarray:
         """Softmax probabilities ``[N, classes]`` for a batch of inputs."""
         model = self.runner if self.runner is not None else self.model
+        if self.crop_fraction is not None:
+            from ferlib.data.transforms import center_crop, crop_size
+
+            inputs = center_crop(inputs, crop_size(self.crop_fraction, inputs.shape))
         logits = model(inputs.to(self.device))
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
 
@@ -161,6 +167,7 @@ def load_predictor(
     num_classes = int(config.get("num_classes", len(EMOTIONS)))
     names = list(EMOTIONS) if num_classes == len(EMOTIONS) else [f"class_{i}" for i in range(num_classes)]
     predictor = Predictor(model, channels, size, kind, frames, names, resolved, str(checkpoint), margin)
+    predictor.crop_fraction = (state.get("train_config") or {}).get("crop")
     if optimize and torch.device(resolved).type == "cpu":
         predictor.runner = _optimized(predictor)
     return predictor
@@ -172,6 +179,10 @@ def _optimized(predictor: Predictor) -> torch.nn.Module | None:
     from ferlib.efficiency import optimize_for_inference
 
     shape = (predictor.channels, *predictor.image_size)
+    if predictor.crop_fraction is not None:  # classify passes the centre crop
+        from ferlib.data.transforms import crop_size
+
+        shape = (predictor.channels, *crop_size(predictor.crop_fraction, shape))
     if predictor.kind == "video":
         shape = (predictor.frames, *shape)
     example = torch.rand(3, *shape, generator=torch.Generator().manual_seed(0))

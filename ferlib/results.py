@@ -101,7 +101,13 @@ def fer2013_record(run_dir: str | Path, *, hardware: str, note: str, wall_time_s
     key = FER2013_SPLITS[reported]
     protocol = (f"checkpoint selected on {_selection(config, run, reported)}; reported on {reported} "
                 f"(the loader's {split!r} split)")
-    if config.get("tta"):
+    crop, tta = config.get("crop"), config.get("tta")
+    if crop is not None:
+        protocol += f"; trained on random crops of {crop:g} of the side, " + (
+            "selected on centre crops, reported on ten crops (five crops and their mirrors)" if tta
+            else "evaluated on centre crops"
+        )
+    elif tta:
         protocol += "; horizontal-flip test-time augmentation"
     command = _anonymise_command(run.get("command"), config)
     config["data_dir"] = "DATA_DIR"

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from ferlib.checkpoint import read_checkpoint, save_checkpoint
 from ferlib.data.collate import collate_samples
 from ferlib.data.splits import dataset_labels
+from ferlib.data.transforms import center_crop, crop_size, random_crops
 from ferlib.evaluate import metrics_from_confusion
 from ferlib.models.base import forward_kwargs
 from ferlib.runtime import resolve_device
@@ -262,6 +263,7 @@ def fit(
     adversarial: str | None = None,
     adversarial_eps: float = 8 / 255,
     adversarial_steps: int = 5,
+    crop: float | None = None,
 ) -> History:
     """Train ``model`` on ``train_data`` and return its :class:`History`.
 
@@ -309,6 +311,11 @@ def fit(
         ``adversarial_steps`` steps (Madry et al. 2018). Each batch is replaced by its
         adversarial version (after ``augment``), crafted with the model in eval mode; ``None``
         (default) trains on clean batches. Both are recorded in the run config of checkpoints.
+    crop : the crop protocol of the FER literature: each training image is a random crop of
+        this fraction of its side (``0.8333``: 40x40 crops of 48x48 images; before ``augment``),
+        and validation uses the centre crop. Recorded in the run config of checkpoints
+        (``crop``), where :func:`ferlib.evaluate`'s callers and ``ferlib predict`` find it;
+        ``input_shape`` stays the uncropped shape. ``None`` (default) trains on whole images.
 
     Examples
     --------
@@ -343,6 +350,8 @@ def fit(
         raise ValueError(f"group_balance must be None, 'reweight', 'sample' or 'dro', got {group_balance!r}")
     if group_balance is not None and group_attribute is None:
         raise ValueError(f"group_balance={group_balance!r} needs group_attribute (e.g. 'skin_tone')")
+    if crop is not None:
+        crop_size(crop, (1, 1))  # validates the fraction before any work
     engine = _Engine(resolve_device(device), mixed_precision)
     device = engine.device
     model.to(device)
@@ -466,6 +475,8 @@ def fit(
         "seed": seed,
         "input_shape": None,  # one sample's shape, from the first batch; ``ferlib predict`` sizes crops by it
     }
+    if crop is not None:
+        run_config["crop"] = crop
     if augment is not None:
         run_config["augment"] = augment if isinstance(augment, str) else getattr(augment, "__name__", "callable")
     if adversarial is not None:
@@ -497,6 +508,8 @@ def fit(
             y = y.to(device, non_blocking=True)
             if run_config["input_shape"] is None:
                 run_config["input_shape"] = [int(v) for v in x.shape[1:]]
+            if crop is not None:
+                x = random_crops(x, crop_size(crop, x.shape))
             if augment_fn is not None:
                 x = augment_fn(x)
             if adversarial is not None:
@@ -552,7 +565,7 @@ def fit(
         if dro is not None:
             record["group_weights"] = {key: float(w) for key, w in zip(group_index, dro.q.tolist(), strict=True)}
         if val_loader is not None:
-            record.update(_validate(model, val_loader, engine, num_classes))
+            record.update(_validate(model, val_loader, engine, num_classes, crop))
         history.epochs.append(record)
         history.train_time_s = time.perf_counter() - started
 
@@ -599,12 +612,14 @@ def fit(
 
 
 @torch.no_grad()
-def _validate(model, loader, engine: _Engine, num_classes: int | None) -> dict:
+def _validate(model, loader, engine: _Engine, num_classes: int | None, crop: float | None = None) -> dict:
     model.eval()
     device = engine.device
     losses, predictions, targets = [], [], []
     for batch in loader:
         x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        if crop is not None:
+            x = center_crop(x, crop_size(crop, x.shape))
         with engine.autocast():
             logits = model(x, **forward_kwargs(model, x, batch[2] if len(batch) == 3 else None))
         losses.append(nn.functional.cross_entropy(logits.float(), y, reduction="none"))

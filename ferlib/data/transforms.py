@@ -4,6 +4,9 @@
   dataset transforms, e.g. ``load_dataset("fer2013", root=..., transform=CLAHE())``.
 - :func:`train_augmentation`: named presets of train-time augmentation built on
   ``torchvision.transforms.v2``. A clip gets the same random transform on every frame.
+- :func:`crop_size`, :func:`random_crops`, :func:`center_crop` and :func:`five_crops`: the
+  crop protocol of the FER literature (train on random crops, e.g. 40x40 of 48x48 images;
+  evaluate on the centre crop, or average ten crops: five crops and their mirrors), on batches.
 """
 
 from __future__ import annotations
@@ -16,7 +19,17 @@ from torchvision.transforms import v2
 
 from ferlib.data.faces import apply_clahe, equalize_histogram
 
-__all__ = ["AUGMENTATIONS", "CLAHE", "Equalize", "Normalize", "train_augmentation"]
+__all__ = [
+    "AUGMENTATIONS",
+    "CLAHE",
+    "Equalize",
+    "Normalize",
+    "center_crop",
+    "crop_size",
+    "five_crops",
+    "random_crops",
+    "train_augmentation",
+]
 
 AUGMENTATIONS: tuple[str, ...] = ("none", "flip", "flip_shift", "strong")
 
@@ -113,3 +126,47 @@ def train_augmentation(
             ]
         )
     raise ValueError(f"unknown augmentation {name!r}: expected one of {', '.join(AUGMENTATIONS)}")
+
+
+def crop_size(fraction: float, shape: tuple[int, ...] | torch.Size) -> tuple[int, int]:
+    """The ``(height, width)`` of a crop of ``fraction`` of each side of images of ``shape`` (``[..., H, W]``).
+
+    >>> crop_size(0.8333, (1, 48, 48))
+    (40, 40)
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction <= 1.0:
+        raise ValueError(f"crop must be a fraction of the image side in (0, 1], got {fraction!r}")
+    height, width = int(shape[-2]), int(shape[-1])
+    return max(1, round(fraction * height)), max(1, round(fraction * width))
+
+
+def random_crops(x: torch.Tensor, size: tuple[int, int], generator: torch.Generator | None = None) -> torch.Tensor:
+    """An independent random ``size`` crop of each sample of a batch ``[B, ..., H, W]`` (the frames
+    of a clip share theirs), on ``x``'s device; offsets come from ``generator`` (default: torch's)."""
+    height, width = size
+    rows, cols = x.shape[-2] - height, x.shape[-1] - width
+    if rows < 0 or cols < 0:
+        raise ValueError(f"a {height}x{width} crop does not fit images of {x.shape[-2]}x{x.shape[-1]}")
+    batch = x.shape[0]
+    top = torch.randint(rows + 1, (batch,), generator=generator).to(x.device)
+    left = torch.randint(cols + 1, (batch,), generator=generator).to(x.device)
+    row_index = top[:, None] + torch.arange(height, device=x.device)  # [B, h]
+    col_index = left[:, None] + torch.arange(width, device=x.device)  # [B, w]
+    flat = x.reshape(batch, -1, *x.shape[-2:])  # [B, C', H, W]
+    picked = flat[
+        torch.arange(batch, device=x.device)[:, None, None, None],
+        torch.arange(flat.shape[1], device=x.device)[None, :, None, None],
+        row_index[:, None, :, None],
+        col_index[:, None, None, :],
+    ]
+    return picked.reshape(*x.shape[:-2], height, width)
+
+
+def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The centre ``size`` crop of images ``[..., H, W]`` (torchvision's ``center_crop``)."""
+    return v2.functional.center_crop(x, list(size))
+
+
+def five_crops(x: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+    """The four corner crops and the centre crop of images ``[..., H, W]`` (torchvision's ``five_crop``)."""
+    return tuple(v2.functional.five_crop(x, list(size)))
