@@ -106,16 +106,11 @@ def cmd_export(args) -> int:
 
     predictor = load_predictor(args.checkpoint, device="cpu", image_size=args.image_size)
     model = predictor.model
-    shape = (predictor.channels, *predictor.image_size)
+    shape = predictor.model_input_shape  # the centre crop's size for a model trained on crops
     note = ""
-    if predictor.crop_fraction is not None:  # trained with fit's crop: the graph takes the centre crop
-        from ferlib.data.transforms import crop_size
-
-        shape = (predictor.channels, *crop_size(predictor.crop_fraction, shape))
+    if predictor.crop_fraction is not None:
         whole = "x".join(map(str, predictor.image_size))
         note = f"; trained on crops: give it the centre {shape[-2]}x{shape[-1]} of {whole} faces"
-    if predictor.kind == "video":
-        shape = (predictor.frames, *shape)
     out = Path(args.onnx)
     export_onnx(model, out, shape, exporter=args.exporter)
     print(f"wrote {out} (input [batch, {', '.join(map(str, shape))}]{note})")

@@ -66,6 +66,7 @@ import cv2
 import numpy as np
 import torch
 
+from ferlib.data.transforms import center_crop, crop_size
 from ferlib.errors import DataError, FerlibError
 
 # FFmpeg's own log lines (e.g. "moov atom not found" for a truncated MP4) would break the
@@ -109,6 +110,15 @@ class Predictor:
     def name(self) -> str:
         return getattr(self.model, "ferlib_name", type(self.model).__name__)
 
+    @property
+    def model_input_shape(self) -> tuple[int, ...]:
+        """One input as the model sees it: ``(C, H, W)`` (the centre crop's size for a model
+        trained on crops), ``(T, C, H, W)`` for a video model."""
+        shape = (self.channels, *self.image_size)
+        if self.crop_fraction is not None:
+            shape = (self.channels, *crop_size(self.crop_fraction, shape))
+        return (self.frames, *shape) if self.kind == "video" else shape
+
     def crop(self, image: np.ndarray, box, align: bool = False) -> torch.Tensor:
         """The model input ``[C, H, W]`` for one face ``box`` of ``image`` (RGB or grayscale uint8)."""
         from ferlib.data.faces import preprocess_face
@@ -120,8 +130,6 @@ class Predictor:
         """Softmax probabilities ``[N, classes]`` for a batch of inputs."""
         model = self.runner if self.runner is not None else self.model
         if self.crop_fraction is not None:
-            from ferlib.data.transforms import center_crop, crop_size
-
             inputs = center_crop(inputs, crop_size(self.crop_fraction, inputs.shape))
         logits = model(inputs.to(self.device))
         return torch.softmax(logits.float(), dim=1).cpu().numpy()
@@ -166,8 +174,10 @@ def load_predictor(
         size = (int(image_size), int(image_size))
     num_classes = int(config.get("num_classes", len(EMOTIONS)))
     names = list(EMOTIONS) if num_classes == len(EMOTIONS) else [f"class_{i}" for i in range(num_classes)]
-    predictor = Predictor(model, channels, size, kind, frames, names, resolved, str(checkpoint), margin)
-    predictor.crop_fraction = (state.get("train_config") or {}).get("crop")
+    crop = (state.get("train_config") or {}).get("crop")
+    predictor = Predictor(
+        model, channels, size, kind, frames, names, resolved, str(checkpoint), margin, crop_fraction=crop
+    )
     if optimize and torch.device(resolved).type == "cpu":
         predictor.runner = _optimized(predictor)
     return predictor
@@ -178,14 +188,7 @@ def _optimized(predictor: Predictor) -> torch.nn.Module | None:
     differs or fails (the model is then used as it is)."""
     from ferlib.efficiency import optimize_for_inference
 
-    shape = (predictor.channels, *predictor.image_size)
-    if predictor.crop_fraction is not None:  # classify passes the centre crop
-        from ferlib.data.transforms import crop_size
-
-        shape = (predictor.channels, *crop_size(predictor.crop_fraction, shape))
-    if predictor.kind == "video":
-        shape = (predictor.frames, *shape)
-    example = torch.rand(3, *shape, generator=torch.Generator().manual_seed(0))
+    example = torch.rand(3, *predictor.model_input_shape, generator=torch.Generator().manual_seed(0))
     try:
         return optimize_for_inference(predictor.model, example)
     except (ValueError, RuntimeError, TypeError):
