@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--class-weights", default=None, choices=("balanced",))
     train.add_argument("--grad-clip", type=float, default=None)
     train.add_argument("--augment", default="none", help="train-time augmentation preset (default none)")
+    train.add_argument(
+        "--batch-augment",
+        default=None,
+        metavar="POLICY",
+        help="augmentation of each training batch, after --augment and --crop: a ferlib.robustness policy "
+        "(trivialaugment, randaugment, random_erasing, occlusion, affine) or names joined by '+'",
+    )
     train.add_argument("--early-stopping", type=int, default=None, help="patience in epochs")
     train.add_argument(
         "--val-split",
@@ -275,6 +282,8 @@ def _cmd_train(args) -> int:
         config["channels_last"] = True
     if args.crop is not None:
         config["crop"] = args.crop
+    if args.batch_augment is not None:
+        config["batch_augment"] = args.batch_augment
     store = ResultsStore(args.results)
     stored = store.get(config)
     if stored is not None and not args.force and (out / "best.ckpt").exists():

@@ -10,8 +10,10 @@ Config keys (see :data:`RUN_DEFAULTS` for the defaults): ``dataset``, ``data_dir
 profile's), ``batch_size``, ``lr``, ``weight_decay``, ``optimizer``, ``schedule``,
 ``label_smoothing``, ``class_weights``, ``grad_clip``, ``augment``, ``early_stopping``,
 ``val_split`` (``val`` or ``holdout``), ``holdout_fraction``, ``report_split`` and ``tta``
-(and, only when given, ``mixed_precision``, ``channels_last`` and ``crop``, the fraction of the
-side of the random training crops, whose report is on the centre crop, or on ten crops with ``tta``);
+(and, only when given, ``mixed_precision``, ``channels_last``, ``crop``, the fraction of the
+side of the random training crops, whose report is on the centre crop, or on ten crops with ``tta``,
+and ``batch_augment``, a :func:`ferlib.robustness.augmentation_policy` applied to each training
+batch after the ``augment`` preset and the crop);
 cross-validation keys ``folds`` and ``fold`` (see :func:`fold_data`).
 """
 
@@ -185,8 +187,8 @@ def _check_report_split(config: dict, report) -> None:
             "report_split 'val' is also the selection split (val_split 'val'): the checkpoint would be chosen on "
             "the split it reports; use val_split 'holdout' or report 'test'"
         )
-    protocol = getattr(report, "protocol", None) or ""
-    if "hold-out of the official train split" in protocol:
+    if getattr(report, "derived_from", None) is not None:
+        protocol = getattr(report, "protocol", None) or f"part of the official {report.derived_from} split"
         raise DataError(
             f"report_split {split!r} of {dataset} at {_option(config, 'data_dir')} is not an official split but "
             f"{protocol.split(': ', 1)[-1]} (the layout lacks it): report 'test', which is the layout's official "
@@ -233,7 +235,8 @@ def run_experiment(
     from ferlib.profiles import get_profile
     from ferlib.train import _Engine  # the process's role under torchrun/accelerate
 
-    optional = {"command", "latency_runs", "mixed_precision", "channels_last", "crop"}  # not in RUN_DEFAULTS: see above
+    # not in RUN_DEFAULTS, so that stored configs keep their identity: see above
+    optional = {"command", "latency_runs", "mixed_precision", "channels_last", "crop", "batch_augment"}
     unknown = sorted(set(config) - set(RUN_DEFAULTS) - optional)
     if unknown:
         raise ValueError(
@@ -248,6 +251,10 @@ def run_experiment(
         from ferlib.data.transforms import train_augmentation
 
         transform = train_augmentation(option("augment"))
+    if config.get("batch_augment") is not None:  # an unknown name fails here, before the data loads
+        from ferlib.robustness import augmentation_policy
+
+        augmentation_policy(config["batch_augment"])
     ferlib.seed_everything(seed)
     train, val, report = training_data(config, transform)
     sample = train[0][0]
@@ -280,6 +287,7 @@ def run_experiment(
         mixed_precision=config.get("mixed_precision", "auto"),
         channels_last=config.get("channels_last", False),
         crop=config.get("crop"),
+        augment=config.get("batch_augment"),
     )
     out = {"model": model, "history": history, "result": None, "metrics": None, "cost": None, "device": None}
     out["is_main"] = _Engine(ferlib.resolve_device(device), "no").is_main

@@ -7,7 +7,8 @@ hardware description and a one-line note are written by hand. From the command l
     python -m ferlib.results runs/fer2013-cpu book/results/fer2013_vgg_fer_36ep_cpu.json \\
         --hardware "this project's 2-core CPU machine" --note "the 60-minute CPU recipe"
 
-:func:`recorded_runs` reads them back, best first, for the chapters on real data.
+:func:`recorded_runs` reads them back, best first, for the chapters on real data, and
+:func:`augmentation_label` names each run's augmentation in their tables.
 """
 
 from __future__ import annotations
@@ -131,6 +132,17 @@ def fer2013_record(run_dir: str | Path, *, hardware: str, note: str, wall_time_s
         "environment": run.get("environment", {}),
         "history": pd.read_csv(history_file).to_dict(orient="records"),
     }
+
+
+def augmentation_label(config: dict) -> str:
+    """A run's training augmentation in a few words, for tables and legends: the per-image
+    preset, the crop fraction and the batch policy (``"flip, 0.8333 crops, affine+random_erasing"``)."""
+    parts = [config.get("augment") or "none"]
+    if config.get("crop"):
+        parts.append(f"{config['crop']:g} crops")
+    if config.get("batch_augment"):
+        parts.append(config["batch_augment"])
+    return ", ".join(parts)
 
 
 def recorded_runs(pattern: str = "fer2013_*.json", results_dir: str | Path | None = None,

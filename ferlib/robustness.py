@@ -87,7 +87,7 @@ CORRUPTIONS: dict[str, str] = {
 }
 FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(CORRUPTIONS.values()))
 ATTACKS = ("fgsm", "pgd")
-POLICIES = ("trivialaugment", "randaugment", "random_erasing", "occlusion")
+POLICIES = ("trivialaugment", "randaugment", "random_erasing", "occlusion", "affine")
 
 # Fractions of the image height (y) and width (x) of a centred, aligned face crop; measured on
 # SynthFER's faces (landmark means), close to the alignment templates of aligned FER datasets.
@@ -234,11 +234,12 @@ def _blend(x: torch.Tensor, alpha: torch.Tensor, fill: torch.Tensor) -> torch.Te
     return x * (1 - alpha) + fill * alpha
 
 
-def _affine(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+def _affine(x: torch.Tensor, theta: torch.Tensor, padding: str = "border") -> torch.Tensor:
     """Warp ``x`` [n, C, H, W] by per-image affine maps ``theta`` [n, 2, 3] (normalised output ->
-    input coordinates), bilinear, with the border pixels repeated outside the image."""
+    input coordinates), bilinear, with the border pixels repeated outside the image (or zeros,
+    ``padding="zeros"``)."""
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
 
 
 # --------------------------------------------------------------------------- the corruptions
@@ -828,6 +829,36 @@ def _occlusion_augment(p: float, severities: tuple[int, int]) -> Callable[[torch
     return apply
 
 
+def _affine_augment(
+    degrees: float = 10.0, scale: tuple[float, float] = (0.9, 1.1), translate: float = 0.05
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Random rotation, scale and shift of every sample of a batch in one ``grid_sample`` call.
+
+    The batched counterpart of torchvision's ``RandomAffine`` (same zero fill outside the
+    image): one draw per sample (per clip for ``[B, T, C, H, W]``), on the batch's device, with
+    no loop over the samples, so it costs next to nothing beside a training step.
+    """
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        clip = x.dim() == 5
+        n = x.shape[0]
+        frames = x.flatten(0, 1) if clip else x
+        draw = torch.rand(n, 4)  # from torch's global generator, which fit seeds every epoch
+        angle = (draw[:, 0] * 2 - 1) * math.radians(degrees)
+        factor = scale[0] + draw[:, 1] * (scale[1] - scale[0])
+        shift = (draw[:, 2:] * 2 - 1) * translate * 2  # affine_grid's coordinates span [-1, 1]
+        cos, sin = torch.cos(angle) / factor, torch.sin(angle) / factor  # output -> input: inverse scale
+        theta = torch.stack(
+            [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+        )
+        if clip:
+            theta = theta.repeat_interleave(x.shape[1], 0)
+        out = _affine(frames.float(), theta.to(frames.device, torch.float32), padding="zeros").to(x.dtype)
+        return out.unflatten(0, x.shape[:2]) if clip else out
+
+    return apply
+
+
 def augmentation_policy(name: str | None, *, p: float = 0.5) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """A training-batch augmentation ``x -> x`` (float in [0, 1], on any device) by name.
 
@@ -835,12 +866,24 @@ def augmentation_policy(name: str | None, *, p: float = 0.5) -> Callable[[torch.
     per sample. ``"randaugment"``: RandAugment (Cubuk et al. 2020), two ops at magnitude 9 per
     sample. ``"random_erasing"``: RandomErasing (Zhong et al. 2020) with probability ``p`` per
     sample. ``"occlusion"``: with probability ``p`` per sample, one of the FER occluders of
-    :func:`corrupt` at a random severity 1-5. ``None`` returns ``None`` (no augmentation).
+    :func:`corrupt` at a random severity 1-5. ``"affine"``: a random rotation (up to 10 degrees),
+    scale (0.9-1.1) and shift (up to 5% of the side) of every sample, batched in one
+    ``grid_sample`` call. Names joined by ``+`` apply in turn (``"affine+random_erasing"``).
+    ``None`` returns ``None`` (no augmentation).
     Randomness comes from torch's global generator, which :func:`ferlib.fit` seeds every epoch.
     The torchvision policies loop over the samples on the CPU (a few ms per batch of 32x32 faces).
     """
     if name is None:
         return None
+    if "+" in name:
+        steps = [augmentation_policy(part, p=p) for part in name.split("+")]
+
+        def chain(x: torch.Tensor) -> torch.Tensor:
+            for step in steps:
+                x = step(x)
+            return x
+
+        return chain
     from torchvision.transforms import v2
 
     if name == "trivialaugment":
@@ -851,7 +894,11 @@ def augmentation_policy(name: str | None, *, p: float = 0.5) -> Callable[[torch.
         return _per_sample(v2.RandomErasing(p=p, value=0.5), as_uint8=False)
     if name == "occlusion":
         return _occlusion_augment(p, (1, MAX_SEVERITY))
-    raise ValueError(f"unknown augmentation policy {name!r}: expected one of {', '.join(POLICIES)} or None")
+    if name == "affine":
+        return _affine_augment()
+    raise ValueError(
+        f"unknown augmentation policy {name!r}: expected one of {', '.join(POLICIES)}, names joined by '+', or None"
+    )
 
 
 def adversarial_batch(

@@ -304,7 +304,8 @@ def fit(
         ``group_balance="sample"``: every (group, class) cell).
     augment : a callable ``x -> x`` applied to each training batch on the device (float in
         [0, 1]), or the name of a :func:`ferlib.robustness.augmentation_policy`:
-        ``"trivialaugment"``, ``"randaugment"``, ``"random_erasing"`` or ``"occlusion"``.
+        ``"trivialaugment"``, ``"randaugment"``, ``"random_erasing"``, ``"occlusion"`` or
+        ``"affine"``, or several joined by ``+`` (``"affine+random_erasing"``).
     adversarial : adversarial training on L-infinity examples of radius ``adversarial_eps`` (in
         [0, 1] pixel units; 8/255 by default): ``"fgsm"`` is FGSM from a random start, step
         1.25 eps (Wong et al. 2020, "fast is better than free"), ``"pgd"`` is PGD with

@@ -59,3 +59,17 @@ def test_metrics_json_says_what_each_split_held(fer_copy_without_private_test, t
     assert "hold-out of the official train split" in splits["selection"]["protocol"]
     assert splits["report"] == {"n": 14, "protocol": "test: the official val split (the layout has no test split)",
                                 "usage": {"PublicTest": 14}}
+
+
+def test_the_guard_reads_where_a_split_came_from_not_its_wording(fer_copy_without_private_test):
+    from ferlib.data.datasets import load_split
+    from ferlib.experiment import _check_report_split
+
+    root = fer_copy_without_private_test
+    val = load_split("fer2013", "val", root)
+    assert val.derived_from == "train" and load_split("fer2013", "train", root).derived_from == "train"
+    assert load_split("fer2013", "test", root).derived_from is None  # PublicTest, an official split
+    assert val.subset([0, 1]).derived_from == "train"  # a profile's sample of it still says so
+    val.protocol = ""  # reworded or lost, the hold-out is still refused as a report split
+    with pytest.raises(DataError, match="not an official split but part of the official train split"):
+        _check_report_split(config(root, val_split="holdout", report_split="val"), val)

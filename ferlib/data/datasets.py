@@ -106,10 +106,13 @@ class FaceDataset(Dataset):
 
     Attributes: ``labels`` (LongTensor of all labels), ``num_classes``, ``class_names``,
     ``subjects`` (list, ``None`` where unknown), ``metas``, ``split``, ``root``, ``protocol``
-    (how the split was made), ``skipped`` and ``no_face`` (files left out or kept uncropped).
+    (how the split was made), ``derived_from`` (the official split that a split the layout
+    lacks was carved out of, e.g. ``"train"``; ``None`` for an official split), ``skipped``
+    and ``no_face`` (files left out or kept uncropped).
     """
 
     name = "faces"
+    derived_from: str | None = None
 
     def __init__(
         self,
@@ -207,9 +210,10 @@ class FaceDataset(Dataset):
         protocol: str | None = None,
         transform: Callable | None | str = "same",
     ) -> FaceDataset:
-        """A new dataset holding the samples at ``indices`` (tensor data are copied)."""
+        """A new dataset holding the samples at ``indices`` (tensor data are copied), carved from
+        the same official split as this one (``derived_from``)."""
         index = torch.as_tensor(np.asarray(indices, dtype=np.int64)).reshape(-1)
-        return FaceDataset(
+        part = FaceDataset(
             self.images[index],
             self.labels[index],
             [self.metas[i] for i in index.tolist()],
@@ -220,6 +224,8 @@ class FaceDataset(Dataset):
             protocol=self.protocol if protocol is None else protocol,
             name=self.name,
         )
+        part.derived_from = self.derived_from
+        return part
 
     def extra_repr(self) -> str:
         return (
@@ -1744,8 +1750,9 @@ def load_split(
     - no ``test`` but a ``val`` (AffectNet; the FER2013 folder copy without PrivateTest): the
       official val becomes test, and val is carved from train as above.
 
-    ``dataset.protocol`` says what was done. Layouts without official splits, and SynthFER,
-    are passed through unchanged.
+    ``dataset.protocol`` says what was done, and ``dataset.derived_from`` is ``"train"`` for the
+    two parts carved out of train. Layouts without official splits, and SynthFER, are passed
+    through unchanged.
     """
     _check_split(split)
     from ferlib.data.registry import _DATASETS
@@ -1769,8 +1776,11 @@ def load_split(
     kind = "subject-independent" if any(s is not None for s in train.subjects) else "stratified"
     how = f"{kind} {val_fraction:g} hold-out of the official train split, seed {seed}"
     if split == "val":
-        return train.subset(held, split="val", protocol=f"val: {how}")
-    return train.subset(keep, split="train", protocol=f"train: the official train split less the {how}")
+        part = train.subset(held, split="val", protocol=f"val: {how}")
+    else:
+        part = train.subset(keep, split="train", protocol=f"train: the official train split less the {how}")
+    part.derived_from = "train"
+    return part
 
 
 def load_splits(
