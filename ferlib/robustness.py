@@ -875,17 +875,10 @@ def augmentation_policy(name: str | None, *, p: float = 0.5) -> Callable[[torch.
     """
     if name is None:
         return None
-    if "+" in name:
-        steps = [augmentation_policy(part, p=p) for part in name.split("+")]
-
-        def chain(x: torch.Tensor) -> torch.Tensor:
-            for step in steps:
-                x = step(x)
-            return x
-
-        return chain
     from torchvision.transforms import v2
 
+    if "+" in name:
+        return v2.Compose([augmentation_policy(part, p=p) for part in name.split("+")])
     if name == "trivialaugment":
         return _per_sample(v2.TrivialAugmentWide(), as_uint8=True)
     if name == "randaugment":
