@@ -110,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--val-split",
         default="val",
-        choices=("val", "holdout"),
-        help="select checkpoints on the dataset's val split, or on a stratified holdout of train",
+        choices=("val", "holdout", "none"),
+        help="select checkpoints on the dataset's val split, or on a stratified holdout of train; none: train on "
+        "the whole official train split and report the last epoch (no selection)",
     )
     train.add_argument("--holdout-fraction", type=float, default=0.1)
     train.add_argument(

@@ -9,7 +9,7 @@ Config keys (see :data:`RUN_DEFAULTS` for the defaults): ``dataset``, ``data_dir
 ``val``, ``test`` sample counts overriding the profile's); fit options ``epochs`` (default: the
 profile's), ``batch_size``, ``lr``, ``weight_decay``, ``optimizer``, ``schedule``,
 ``label_smoothing``, ``class_weights``, ``grad_clip``, ``augment``, ``early_stopping``,
-``val_split`` (``val`` or ``holdout``), ``holdout_fraction``, ``report_split`` and ``tta``
+``val_split`` (``val``, ``holdout`` or ``none``), ``holdout_fraction``, ``report_split`` and ``tta``
 (and, only when given, ``mixed_precision``, ``channels_last``, ``crop``, the fraction of the
 side of the random training crops, whose report is on the centre crop, or on ten crops with ``tta``,
 and ``batch_augment``, a :func:`ferlib.robustness.augmentation_policy` applied to each training
@@ -56,6 +56,10 @@ RUN_DEFAULTS: dict = {
 }
 
 SIZE_KEYS = ("train", "val", "test")
+
+#: Where checkpoints are selected: the dataset's ``val`` split, a stratified ``holdout`` of train,
+#: or ``none``: the whole official train split trains and the last epoch is reported.
+VAL_SPLITS = ("val", "holdout", "none")
 
 
 def _option(config: dict, key: str):
@@ -150,13 +154,27 @@ def fold_data(config: dict, transform=None):
 
 def training_data(config: dict, transform=None):
     """Train, selection and report splits, following ``val_split`` and ``report_split``, or
-    the fold's parts (:func:`fold_data`) when the config sets ``folds`` or ``fold``."""
+    the fold's parts (:func:`fold_data`) when the config sets ``folds`` or ``fold``.
+
+    With ``val_split`` ``none`` the selection split is ``None`` and train is the whole official
+    train split, even where the loader would carve its ``val`` out of it (FER2013 without
+    PrivateTest, RAF-DB).
+    """
     from ferlib.data.splits import dataset_labels
     from ferlib.data.subsets import LabelledSubset
 
     if _option(config, "folds") is not None or _option(config, "fold") is not None:
         return fold_data(config, transform)
-    if _option(config, "val_split") == "holdout":
+    val_split = _option(config, "val_split")
+    if val_split not in VAL_SPLITS:
+        raise ValueError(f"unknown val_split {val_split!r}: expected one of {', '.join(VAL_SPLITS)}")
+    if val_split == "none":
+        whole = {} if _option(config, "dataset").lower() == "synthfer" else {"val_fraction": 0.0}
+        if transform is not None:
+            whole["transform"] = transform
+        train = load_split(config, "train", **whole)
+        val = None
+    elif val_split == "holdout":
         from ferlib.data.splits import stratified_holdout
 
         plain = load_split(config, "train")
@@ -202,6 +220,8 @@ def _describe_split(data, result=None) -> dict:
     PublicTest / PrivateTest) counted from their metadata, so that a record can name it."""
     from collections import Counter
 
+    if data is None:  # val_split "none": nothing selected
+        return None
     description = {"n": len(data), "protocol": getattr(data, "protocol", None)}
     if result is not None:
         metas = [meta for meta in result.meta or [] if isinstance(meta, dict)]
@@ -288,6 +308,7 @@ def run_experiment(
         channels_last=config.get("channels_last", False),
         crop=config.get("crop"),
         augment=config.get("batch_augment"),
+        monitor="val_accuracy" if val is not None else "last",
     )
     out = {"model": model, "history": history, "result": None, "metrics": None, "cost": None, "device": None}
     out["is_main"] = _Engine(ferlib.resolve_device(device), "no").is_main

@@ -100,13 +100,19 @@ def fer2013_record(run_dir: str | Path, *, hardware: str, note: str, wall_time_s
     split = config.get("report_split")
     reported = _reported_split(run, metrics_file)
     key = FER2013_SPLITS[reported]
-    protocol = (f"checkpoint selected on {_selection(config, run, reported)}; reported on {reported} "
-                f"(the loader's {split!r} split)")
+    selected = config.get("val_split") != "none"
+    if selected:
+        protocol = f"checkpoint selected on {_selection(config, run, reported)}"
+    else:
+        train_n = ((run.get("splits") or {}).get("train") or {}).get("n")
+        protocol = ("no checkpoint selection: trained on the whole official train split"
+                    f"{f' ({train_n:,} images)' if train_n else ''} and the last epoch reported")
+    protocol += f"; reported on {reported} (the loader's {split!r} split)"
     crop, tta = config.get("crop"), config.get("tta")
     if crop is not None:
         protocol += f"; trained on random crops of {crop:g} of the side, " + (
-            "selected on centre crops, reported on ten crops (five crops and their mirrors)" if tta
-            else "evaluated on centre crops"
+            "selected on centre crops, " if selected else "") + (
+            "reported on ten crops (five crops and their mirrors)" if tta else "evaluated on centre crops"
         )
     elif tta:
         protocol += "; horizontal-flip test-time augmentation"
@@ -147,7 +153,8 @@ def augmentation_label(config: dict) -> str:
 
 def recorded_runs(pattern: str = "fer2013_*.json", results_dir: str | Path | None = None,
                   metric: str = "public_test_accuracy") -> list[dict]:
-    """The records matching ``pattern`` that carry ``metric``, best first.
+    """The records matching ``pattern`` that carry ``metric``, best first, each with its file's
+    name under ``"record"`` (``"fer2013_vgg_fer_512_crop_50ep_cpu"``), which tells runs apart.
 
     Without ``results_dir`` it looks for ``results/`` then ``book/results/`` under the current
     folder (a chapter runs in ``book/``, a script at the repository root) and returns ``[]`` when
@@ -167,7 +174,7 @@ def recorded_runs(pattern: str = "fer2013_*.json", results_dir: str | Path | Non
         except json.JSONDecodeError as error:
             raise FerlibError(f"{file} is not valid JSON ({error})") from error
         if metric in record:
-            runs.append(record)
+            runs.append({**record, "record": file.stem})
     return sorted(runs, key=lambda record: -record[metric])
 
 

@@ -284,7 +284,9 @@ def fit(
     channels_last : train in the channels-last memory layout (4-D image batches), which oneDNN's
         CPU convolutions and tensor cores run faster; the weights' values are unchanged.
     early_stopping : stop after this many epochs without improvement of ``monitor``.
-    monitor : ``"val_accuracy"``, ``"val_balanced_accuracy"``, ``"val_macro_f1"`` or ``"val_loss"``.
+    monitor : ``"val_accuracy"``, ``"val_balanced_accuracy"``, ``"val_macro_f1"`` or ``"val_loss"``
+        (without ``val_data``, the training accuracy or loss), or ``"last"``: no selection, each
+        epoch replaces the previous one as the best (a fixed schedule trained on all the data).
     restore_best : load the best epoch's weights (by ``monitor``) into ``model`` at the end.
     checkpoint_dir : write ``last.ckpt`` after every epoch and ``best.ckpt`` on improvement.
     resume : ``True`` resumes from ``checkpoint_dir/last.ckpt`` when it exists, or give a path.
@@ -570,8 +572,11 @@ def fit(
         history.epochs.append(record)
         history.train_time_s = time.perf_counter() - started
 
-        value = record.get(monitor, float("nan"))
-        improved = _monitor_is_better(monitor, value, history.best_metric)
+        if monitor == "last":
+            value, improved = None, True
+        else:
+            value = record.get(monitor, float("nan"))
+            improved = _monitor_is_better(monitor, value, history.best_metric)
         if improved:
             history.best_epoch, history.best_metric = epoch + 1, value
             stale_epochs = 0

@@ -73,3 +73,37 @@ def test_the_guard_reads_where_a_split_came_from_not_its_wording(fer_copy_withou
     val.protocol = ""  # reworded or lost, the hold-out is still refused as a report split
     with pytest.raises(DataError, match="not an official split but part of the official train split"):
         _check_report_split(config(root, val_split="holdout", report_split="val"), val)
+
+
+def test_without_selection_the_whole_official_train_split_trains(fer_copy_without_private_test):
+    from ferlib.data.datasets import load_split
+
+    root = fer_copy_without_private_test
+    train, val, report = training_data(config(root, val_split="none"))
+    assert val is None and len(train) == 70 and {meta["usage"] for _, _, meta in train} == {"Training"}
+    assert {meta["usage"] for _, _, meta in report} == {"PublicTest"}
+    assert getattr(train, "derived_from", None) is None
+    with pytest.raises(DataError, match="val_fraction=0 holds none out of train"):
+        load_split("fer2013", "val", root, val_fraction=0.0)
+    with pytest.raises(ValueError, match=r"val_fraction must be in \[0, 1\), got 1.5"):
+        load_split("fer2013", "train", root, val_fraction=1.5)
+    with pytest.raises(ValueError, match="unknown val_split 'hold-out': expected one of val, holdout, none"):
+        training_data(config(root, val_split="hold-out"))
+
+
+def test_a_run_without_selection_reports_its_last_epoch(fer_copy_without_private_test, tmp_path):
+    import torch
+
+    from ferlib.checkpoint import read_checkpoint
+
+    out = tmp_path / "run"
+    args = ["train", "--dataset", "fer2013", "--data-dir", str(fer_copy_without_private_test), "--profile", "smoke",
+            "--model", "cnn_small", "--epochs", "2", "--lr", "0.05", "--val-split", "none", "--device", "cpu",
+            "--no-progress", "--out", str(out), "--results", str(tmp_path / "r.sqlite")]
+    assert main(args) == 0
+    run = json.loads((out / "metrics.json").read_text())
+    assert run["splits"]["train"]["n"] == 70 and run["splits"]["selection"] is None
+    assert run["metrics"]["best_epoch"] == 2 and run["metrics"]["best_val"] is None
+    best, last = (read_checkpoint(out / name) for name in ("best.ckpt", "last.ckpt"))
+    assert best["epoch"] == last["epoch"] == 2
+    assert all(torch.equal(best["state_dict"][key], value) for key, value in last["state_dict"].items())

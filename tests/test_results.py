@@ -81,6 +81,18 @@ def test_the_selection_split_is_described_from_the_loader(tmp_path):
                                          "reported on PublicTest")
 
 
+def test_a_run_without_selection_says_so(tmp_path):
+    run = fake_run(tmp_path / "run", val_split="none")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["splits"]["train"]["n"], metrics["splits"]["selection"] = 28_709, None
+    metrics["config"]["crop"] = 0.8333
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert results.fer2013_record(run, hardware="h", note="n")["protocol"] == (
+        "no checkpoint selection: trained on the whole official train split (28,709 images) and the last epoch "
+        "reported; reported on PublicTest (the loader's 'test' split); trained on random crops of 0.8333 of the "
+        "side, reported on ten crops (five crops and their mirrors)")
+
+
 def test_a_selection_recorded_as_a_bare_size(tmp_path):
     run = fake_run(tmp_path / "run", val_split="val")
     metrics = json.loads((run / "metrics.json").read_text())
@@ -118,6 +130,8 @@ def test_recorded_runs_best_first(tmp_path, monkeypatch):
     private = results.fer2013_record(fake_run(tmp_path / "p", usage={"PrivateTest": 3589}), hardware="h", note="p")
     (folder / "fer2013_p.json").write_text(json.dumps(private))
     assert [run["note"] for run in results.recorded_runs(results_dir=folder)] == ["b", "c", "a"]
+    runs = results.recorded_runs(results_dir=folder)
+    assert [run["record"] for run in runs] == ["fer2013_b", "fer2013_c", "fer2013_a"]  # the file names
     assert [run["note"] for run in results.recorded_runs(results_dir=folder, metric="private_test_accuracy")] == ["p"]
     monkeypatch.chdir(tmp_path)  # found from the repository root, as a script would run
     assert len(results.recorded_runs()) == 3

@@ -1751,10 +1751,13 @@ def load_split(
       official val becomes test, and val is carved from train as above.
 
     ``dataset.protocol`` says what was done, and ``dataset.derived_from`` is ``"train"`` for the
-    two parts carved out of train. Layouts without official splits, and SynthFER, are passed
-    through unchanged.
+    two parts carved out of train. ``val_fraction=0`` holds nothing out: train is then the whole
+    official train split, and a val the layout lacks cannot be made. Layouts without official
+    splits, and SynthFER, are passed through unchanged.
     """
     _check_split(split)
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     from ferlib.data.registry import _DATASETS
 
     factory = _DATASETS.get(name.lower())
@@ -1772,6 +1775,10 @@ def load_split(
         test.split, test.protocol = "test", "test: the official val split (the layout has no test split)"
         return test
     train = load_dataset(name, split="train", root=root, **options)
+    if val_fraction == 0.0:
+        if split == "train":
+            return train
+        raise DataError(f"{name} at {root} has no val split, and val_fraction=0 holds none out of train")
     keep, held = _holdout(train, val_fraction, seed)
     kind = "subject-independent" if any(s is not None for s in train.subjects) else "stratified"
     how = f"{kind} {val_fraction:g} hold-out of the official train split, seed {seed}"
