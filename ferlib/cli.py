@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from ferlib.errors import FerlibError
+from ferlib.experiment import VAL_SPLITS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--val-split",
         default="val",
-        choices=("val", "holdout", "none"),
+        choices=VAL_SPLITS,
         help="select checkpoints on the dataset's val split, or on a stratified holdout of train; none: train on "
         "the whole official train split and report the last epoch (no selection)",
     )

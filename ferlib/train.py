@@ -221,7 +221,9 @@ def _check_batch(batch) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y
 
 
-def _monitor_is_better(monitor: str, value: float, best: float | None) -> bool:
+def _monitor_is_better(monitor: str, value: float | None, best: float | None) -> bool:
+    if monitor == "last":  # no selection: the latest epoch is the best
+        return True
     if best is None or math.isnan(best):
         return not math.isnan(value)
     lower = any(word in monitor for word in _LOWER_IS_BETTER)
@@ -572,11 +574,8 @@ def fit(
         history.epochs.append(record)
         history.train_time_s = time.perf_counter() - started
 
-        if monitor == "last":
-            value, improved = None, True
-        else:
-            value = record.get(monitor, float("nan"))
-            improved = _monitor_is_better(monitor, value, history.best_metric)
+        value = None if monitor == "last" else record.get(monitor, float("nan"))
+        improved = _monitor_is_better(monitor, value, history.best_metric)
         if improved:
             history.best_epoch, history.best_metric = epoch + 1, value
             stale_epochs = 0

@@ -1774,11 +1774,11 @@ def load_split(
         test = load_dataset(name, split="val", root=root, **options)
         test.split, test.protocol = "test", "test: the official val split (the layout has no test split)"
         return test
+    if val_fraction == 0.0:  # nothing held out: refused before train is decoded for nothing
+        if split == "val":
+            raise DataError(f"{name} at {root} has no val split, and val_fraction=0 holds none out of train")
+        return load_dataset(name, split="train", root=root, **options)
     train = load_dataset(name, split="train", root=root, **options)
-    if val_fraction == 0.0:
-        if split == "train":
-            return train
-        raise DataError(f"{name} at {root} has no val split, and val_fraction=0 holds none out of train")
     keep, held = _holdout(train, val_fraction, seed)
     kind = "subject-independent" if any(s is not None for s in train.subjects) else "stratified"
     how = f"{kind} {val_fraction:g} hold-out of the official train split, seed {seed}"
