@@ -7,7 +7,8 @@ hardware description and a one-line note are written by hand. From the command l
     python -m ferlib.results runs/fer2013-cpu book/results/fer2013_vgg_fer_36ep_cpu.json \\
         --hardware "this project's 2-core CPU machine" --note "the 60-minute CPU recipe"
 
-:func:`recorded_runs` reads them back, best first, for the chapters on real data, and
+:func:`recorded_runs` reads them back, best first, for the chapters on real data,
+:func:`seed_groups` gathers the runs of one recipe recorded with several seeds, and
 :func:`augmentation_label` names each run's augmentation in their tables.
 """
 
@@ -61,14 +62,14 @@ def _selection(config: dict, run: dict, reported: str) -> str:
 
 def _anonymise_command(command: str | None, config: dict) -> str | None:
     """The run's command with its data folder replaced by ``DATA_DIR`` and local-only flags
-    (``--results``, ``--no-progress``) dropped, so that it can be pasted elsewhere."""
+    (``--results``, ``--no-progress``, ``--force``) dropped, so that it can be pasted elsewhere."""
     if not command:
         return None
     words, out = iter(shlex.split(command)), []
     for word in words:
         if word == "--results":
             next(words, None)  # and its value
-        elif word != "--no-progress":
+        elif word not in ("--no-progress", "--force"):
             out.append(word)
     text = shlex.join(out)
     data_dir = config.get("data_dir")
@@ -176,6 +177,21 @@ def recorded_runs(pattern: str = "fer2013_*.json", results_dir: str | Path | Non
         if metric in record:
             runs.append({**record, "record": file.stem})
     return sorted(runs, key=lambda record: -record[metric])
+
+
+def seed_groups(runs: list[dict], metric: str = "public_test_accuracy") -> list[list[dict]]:
+    """The runs of one recipe recorded with more than one seed: groups of records whose configs
+    are equal but for ``seed``. Each group is best first, and the groups are ordered by their
+    best run, so the first group holds the best run if that run's recipe has several seeds.
+
+    A chapter states a recipe's spread (and mean) over seeds from these, rather than its best run
+    alone: the best of several seeds is an optimistic estimate of what the recipe gives.
+    """
+    groups: dict[str, list[dict]] = {}
+    for run in sorted(runs, key=lambda record: -record[metric]):
+        recipe = json.dumps({key: value for key, value in run["config"].items() if key != "seed"}, sort_keys=True)
+        groups.setdefault(recipe, []).append(run)
+    return [group for group in groups.values() if len(group) > 1]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,7 @@ def fake_run(folder: Path, *, report_split: str = "test", usage: dict | None = N
               "model_options": {"widths": [32, 64, 128, 512]}, "epochs": 2, "val_split": val_split,
               "holdout_fraction": 0.1, "report_split": report_split, "tta": True}
     command = ("ferlib train --dataset fer2013 --data-dir '/data/my fer' --model vgg_fer --model-option "
-               "widths=[32,64,128,512] --epochs 2 --no-progress --out runs/x --results /tmp/r.sqlite")
+               "widths=[32,64,128,512] --epochs 2 --no-progress --force --out runs/x --results /tmp/r.sqlite")
     run = {"command": command, "wall_time_s": 123.456, "config": config, "metrics": metrics,
            "cost": {"train_time_s": 120.0}, "environment": {"device": "cpu", "torch": "2.14.1"}}
     if splits:
@@ -140,6 +140,19 @@ def test_recorded_runs_best_first(tmp_path, monkeypatch):
     (folder / "fer2013_broken.json").write_text("{")
     with pytest.raises(FerlibError, match="fer2013_broken.json is not valid JSON"):
         results.recorded_runs(results_dir=folder)
+
+
+def test_seed_groups_gather_one_recipe_over_seeds():
+    def run(accuracy, seed, epochs=45):
+        return {"public_test_accuracy": accuracy, "config": {"model": "vgg_fer", "epochs": epochs, "seed": seed}}
+
+    runs = [run(0.66, 1), run(0.70, 0, epochs=90), run(0.68, 0), run(0.67, 2), run(0.69, 0, epochs=50),
+            run(0.65, 1, epochs=50)]
+    groups = results.seed_groups(runs)
+    # recipes with one seed (90 epochs) are left out; each group is best first, groups by their best run
+    assert [[(r["config"]["epochs"], r["config"]["seed"]) for r in group] for group in groups] == [
+        [(50, 0), (50, 1)], [(45, 0), (45, 2), (45, 1)]]
+    assert results.seed_groups(runs[:2]) == []
 
 
 def test_the_command_line_writes_the_record(tmp_path, capsys):
