@@ -148,6 +148,7 @@ def test_multitask_model_trains_its_landmark_head():
     assert (after - 0.5).abs().mean() < (before - 0.5).abs().mean()
 
 
+@pytest.mark.filterwarnings("ignore:mixed_precision=.bf16. on a CPU without:RuntimeWarning")
 def test_bf16_and_channels_last_on_the_cpu_only_when_asked(blobs):
     from ferlib.train import _Engine
 
@@ -163,3 +164,36 @@ def test_bf16_and_channels_last_on_the_cpu_only_when_asked(blobs):
                for p in model.parameters())
     assert torch.bfloat16 in seen and history.last["train_loss"] == history.last["train_loss"]  # ran, no NaN
     assert next(model.parameters()).dtype == torch.float32  # weights stay float32
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch):
+    import warnings
+
+    import ferlib.train as train_module
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="AVX512-BF16"):
+        assert train_module._Engine(cpu, "bf16").amp_dtype == torch.bfloat16
+    for native in (True, None):  # has them, or cannot tell: no warning
+        monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda native=native: native)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            train_module._Engine(cpu, "bf16")
+
+
+def test_cpu_bf16_detection_reads_the_cpu_flags(monkeypatch, tmp_path):
+    import builtins
+
+    from ferlib.train import cpu_has_native_bf16
+
+    real_open = builtins.open
+    for flags, expected in (("fpu avx512f avx512_bf16", True), ("fpu avx512f amx_bf16", True),
+                            ("fpu avx512f avx512_vnni", False)):
+        info = tmp_path / "cpuinfo"
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(builtins, "open", lambda p, *a, info=info, **k: real_open(
+            info if p == "/proc/cpuinfo" else p, *a, **k))
+        assert cpu_has_native_bf16() is expected
+    monkeypatch.setattr(builtins, "open", lambda p, *a, **k: real_open(tmp_path / "missing", *a, **k))
+    assert cpu_has_native_bf16() is None
