@@ -103,20 +103,18 @@ def class_weights_for(data, num_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def cpu_has_native_bf16() -> bool | None:
+def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool | None:
     """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX); ``None`` where unknown.
 
-    Read from ``/proc/cpuinfo``, so known on Linux only. PyTorch's own check
+    Read from ``cpuinfo`` (Linux's ``/proc/cpuinfo``), so known on Linux only. PyTorch's own check
     (``torch.ops.mkldnn._is_mkldnn_bf16_supported``) also accepts CPUs that only emulate bf16.
     """
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
+        with open(cpuinfo, encoding="utf-8") as f:
             flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), None)
     except OSError:
         return None
-    if flags is None:
-        return None
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return None if flags is None else ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 
 class _Engine:

@@ -182,18 +182,12 @@ def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch):
             train_module._Engine(cpu, "bf16")
 
 
-def test_cpu_bf16_detection_reads_the_cpu_flags(monkeypatch, tmp_path):
-    import builtins
-
+def test_cpu_bf16_detection_reads_the_cpu_flags(tmp_path):
     from ferlib.train import cpu_has_native_bf16
 
-    real_open = builtins.open
+    info = tmp_path / "cpuinfo"
     for flags, expected in (("fpu avx512f avx512_bf16", True), ("fpu avx512f amx_bf16", True),
                             ("fpu avx512f avx512_vnni", False)):
-        info = tmp_path / "cpuinfo"
         info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-        monkeypatch.setattr(builtins, "open", lambda p, *a, info=info, **k: real_open(
-            info if p == "/proc/cpuinfo" else p, *a, **k))
-        assert cpu_has_native_bf16() is expected
-    monkeypatch.setattr(builtins, "open", lambda p, *a, **k: real_open(tmp_path / "missing", *a, **k))
-    assert cpu_has_native_bf16() is None
+        assert cpu_has_native_bf16(info) is expected
+    assert cpu_has_native_bf16(tmp_path / "missing") is None
