@@ -1,0 +1,165 @@
+"""``ferlib book cache``: execute chapters side by side into jupyter-book's execution cache.
+
+``jupyter-book build .`` (``execute_notebooks: cache``) executes the chapters it has no cached
+outputs for one after another, each in a kernel that uses every core. The book's models are
+small, and PyTorch spreads such work over threads poorly, so on a multi-core machine several
+chapters, each in a kernel limited to fewer threads, finish sooner than the same chapters in a
+row. ``ferlib book cache --jobs 2`` does that and stores each executed notebook in the cache
+(``_build/.jupyter_cache`` unless ``_config.yml`` names another) under the hash myst-nb looks up:
+the build that follows uses those outputs and executes only what is not there.
+
+Chapters run in the book's own way: in their folder, with the current environment (so
+``FERLIB_PROFILE`` and the other ``FERLIB_*`` variables apply) and the cell timeout of
+``_config.yml``. A chapter that reads other chapters' evidence (``evidence.load``) waits until
+those without it have run; one whose notebook sets its own myst-nb execution mode (the verdict
+chapter forces a fresh run) is left to the build. A failing chapter does not stop the others:
+every chapter that succeeded is cached, and the failures are reported together at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+
+from ferlib.errors import FerlibError
+
+# Thread-count variables a kernel's numerical libraries read when they start.
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def execution_settings(repo: Path) -> dict:
+    """The ``execute`` section of ``_config.yml`` that matters here, with jupyter-book's defaults."""
+    import yaml
+
+    config = yaml.safe_load((repo / "_config.yml").read_text()) or {}
+    execute = config.get("execute") or {}
+    mode = execute.get("execute_notebooks", "auto")
+    if mode != "cache":
+        raise FerlibError(
+            f"_config.yml sets execute_notebooks: {mode}; `ferlib book cache` fills the execution cache, "
+            "which the build only reads with execute_notebooks: cache"
+        )
+    if execute.get("run_in_temp"):
+        raise FerlibError("_config.yml sets execute.run_in_temp, which `ferlib book cache` does not support")
+    cache = execute.get("cache") or ""
+    return {
+        "cache": Path(cache) if cache else repo / "_build" / ".jupyter_cache",
+        "timeout": execute.get("timeout", 30),
+        "allow_errors": bool(execute.get("allow_errors", False)),
+    }
+
+
+def reads_evidence(notebook) -> bool:
+    """Whether a chapter's code loads other chapters' evidence (it must run after them)."""
+    return any(cell.cell_type == "code" and "evidence.load(" in cell.source for cell in notebook.cells)
+
+
+def left_to_build(notebook) -> bool:
+    """Whether the notebook sets its own myst-nb execution mode (other than ``cache``)."""
+    mode = notebook.metadata.get("mystnb", {}).get("execution_mode")
+    return mode is not None and mode != "cache"
+
+
+def _execute(source: str, output: str, timeout: int, allow_errors: bool, threads: int | None) -> tuple[float, str]:
+    """Worker: execute ``source`` in its folder and write it to ``output``; ``(seconds, error text)``."""
+    import nbformat
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    if threads is not None:
+        for name in THREAD_VARIABLES:
+            os.environ[name] = str(threads)  # the kernel inherits this process's environment
+    notebook = nbformat.read(source, as_version=4)
+    result = single_nb_execution(notebook, cwd=str(Path(source).parent), timeout=timeout,
+                                 allow_errors=allow_errors, meta_override=True)
+    if result.err is not None:
+        return result.time, result.exc_string or f"{type(result.err).__name__}: {result.err}"
+    nbformat.write(result.nb, output)
+    return result.time, ""
+
+
+def fill_cache(
+    repo: str | Path,
+    chapters: list[str] | None = None,
+    jobs: int = 2,
+    threads: int | None = None,
+    log=print,
+) -> dict[str, float]:
+    """Execute the chapters (default all) missing from the execution cache, ``jobs`` at a time.
+
+    Each kernel gets ``threads`` threads (default: the machine's cores shared among the jobs).
+    Returns ``{chapter: seconds}`` for the chapters executed and cached. Raises
+    :class:`FerlibError` naming every chapter that failed, after caching the others.
+    """
+    import nbformat
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    from ferlib.book_cli import chapter_sources, select_chapters
+
+    if jobs < 1:
+        raise FerlibError(f"--jobs must be at least 1, not {jobs}")
+    if threads is not None and threads < 1:
+        raise FerlibError(f"--threads must be at least 1, not {threads}")
+    repo = Path(repo).resolve()
+    settings = execution_settings(repo)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    sources = chapter_sources(repo)
+    selected = select_chapters(sources, chapters)
+    cache = get_cache(str(settings["cache"]))
+
+    first, last = [], []
+    for name in selected:
+        notebook = nbformat.read(sources[name], as_version=4)
+        if left_to_build(notebook):
+            log(f"{name}: left to the build (its notebook sets its own execution mode)")
+            continue
+        try:
+            cache.match_cache_notebook(notebook)
+            log(f"{name}: already cached")
+            continue
+        except KeyError:
+            pass
+        (last if reads_evidence(notebook) else first).append(name)
+
+    log(f"executing {len(first) + len(last)} chapter(s), {jobs} at a time, {threads} thread(s) each")
+    done: dict[str, float] = {}
+    failed: dict[str, str] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="ferlib-book-cache-"))
+    clock = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for stage in (first, last):
+            if stage is last and failed and last:
+                log(f"not executing {', '.join(last)}: they read the evidence of chapters that failed")
+                failed.update({name: "not executed: an earlier chapter failed" for name in last})
+                break
+            running = {
+                pool.submit(_execute, str(sources[name]), str(scratch / f"{name}.ipynb"), settings["timeout"],
+                            settings["allow_errors"], threads): name
+                for name in stage
+            }
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    name = running.pop(future)
+                    try:
+                        seconds, error = future.result()
+                    except Exception as exc:  # the worker itself died
+                        seconds, error = 0.0, f"{type(exc).__name__}: {exc}"
+                    if error:
+                        failed[name] = error
+                        log(f"{name}: FAILED after {seconds:.0f} s\n{error.strip()[-2000:]}")
+                        continue
+                    executed = nbformat.read(scratch / f"{name}.ipynb", as_version=4)
+                    cache.cache_notebook_bundle(
+                        CacheBundleIn(executed, str(sources[name]), data={"execution_seconds": seconds}),
+                        check_validity=False, overwrite=True,
+                    )
+                    done[name] = seconds
+                    log(f"{name}: executed in {seconds:.0f} s and cached")
+    log(f"{len(done)} chapter(s) cached in {time.perf_counter() - clock:.0f} s (wall)")
+    if failed:
+        raise FerlibError(f"{len(failed)} chapter(s) failed: {', '.join(failed)} (the others are cached)")
+    return done
