@@ -34,13 +34,15 @@ def execution_settings(repo: Path) -> dict:
     """The ``execute`` section of ``_config.yml`` that matters here, with jupyter-book's defaults."""
     import yaml
 
-    config = yaml.safe_load((repo / "_config.yml").read_text()) or {}
+    path = repo / "_config.yml"
+    config = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
     execute = config.get("execute") or {}
-    mode = execute.get("execute_notebooks", "auto")
+    mode = execute.get("execute_notebooks")
     if mode != "cache":
+        where = f"sets execute_notebooks: {mode}" if mode is not None else "does not set execute_notebooks"
         raise FerlibError(
-            f"_config.yml sets execute_notebooks: {mode}; `ferlib book cache` fills the execution cache, "
-            "which the build only reads with execute_notebooks: cache"
+            f"{path} {where}; `ferlib book cache` fills the execution cache, which the build only reads "
+            "with `execute_notebooks: cache` under `execute:`"
         )
     if execute.get("run_in_temp"):
         raise FerlibError("_config.yml sets execute.run_in_temp, which `ferlib book cache` does not support")

@@ -97,7 +97,9 @@ def test_a_failing_chapter_is_named_and_the_others_are_cached(tiny_book):
 @pytest.mark.parametrize(
     "config, options, message",
     [
-        ("execute:\n  execute_notebooks: force\n", [], "execute_notebooks: force"),
+        ("execute:\n  execute_notebooks: force\n", [], "sets execute_notebooks: force"),
+        ("author: nobody\n", [], "does not set execute_notebooks"),
+        ("execute:\n  execute_notebooks: cache\n", ["--threads", "0"], "--threads must be at least 1"),
         ("execute:\n  execute_notebooks: cache\n", ["--jobs", "0"], "--jobs must be at least 1"),
         ("execute:\n  execute_notebooks: cache\n", ["--chapters", "99_nope"], "unknown chapter 99_nope"),
     ],
