@@ -19,9 +19,8 @@ every chapter that succeeded is cached, and the failures are reported together a
 from __future__ import annotations
 
 import os
-import tempfile
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from ferlib.errors import FerlibError
@@ -65,21 +64,20 @@ def left_to_build(notebook) -> bool:
     return mode is not None and mode != "cache"
 
 
-def _execute(source: str, output: str, timeout: int, allow_errors: bool, threads: int | None) -> tuple[float, str]:
-    """Worker: execute ``source`` in its folder and write it to ``output``; ``(seconds, error text)``."""
+def _execute(source: str, timeout: int, allow_errors: bool, threads: int) -> tuple[float, str, str]:
+    """Worker: execute ``source`` in its folder; ``(seconds, executed notebook as JSON, error text)``."""
     import nbformat
     from jupyter_cache.executors.utils import single_nb_execution
 
-    if threads is not None:
-        for name in THREAD_VARIABLES:
-            os.environ[name] = str(threads)  # the kernel inherits this process's environment
+    from ferlib.runtime import environment_variables
+
     notebook = nbformat.read(source, as_version=4)
-    result = single_nb_execution(notebook, cwd=str(Path(source).parent), timeout=timeout,
-                                 allow_errors=allow_errors, meta_override=True)
+    with environment_variables(dict.fromkeys(THREAD_VARIABLES, str(threads))):  # the kernel inherits them
+        result = single_nb_execution(notebook, cwd=str(Path(source).parent), timeout=timeout,
+                                     allow_errors=allow_errors, meta_override=True)
     if result.err is not None:
-        return result.time, result.exc_string or f"{type(result.err).__name__}: {result.err}"
-    nbformat.write(result.nb, output)
-    return result.time, ""
+        return result.time, "", result.exc_string or f"{type(result.err).__name__}: {result.err}"
+    return result.time, nbformat.writes(result.nb), ""
 
 
 def fill_cache(
@@ -129,38 +127,32 @@ def fill_cache(
     log(f"executing {len(first) + len(last)} chapter(s), {jobs} at a time, {threads} thread(s) each")
     done: dict[str, float] = {}
     failed: dict[str, str] = {}
-    scratch = Path(tempfile.mkdtemp(prefix="ferlib-book-cache-"))
     clock = time.perf_counter()
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         for stage in (first, last):
-            if stage is last and failed and last:
-                log(f"not executing {', '.join(last)}: they read the evidence of chapters that failed")
-                failed.update({name: "not executed: an earlier chapter failed" for name in last})
+            if failed and stage:  # only the second stage can meet earlier failures
+                log(f"not executing {', '.join(stage)}: they read the evidence of chapters that failed")
+                failed.update(dict.fromkeys(stage, "not executed: an earlier chapter failed"))
                 break
-            running = {
-                pool.submit(_execute, str(sources[name]), str(scratch / f"{name}.ipynb"), settings["timeout"],
-                            settings["allow_errors"], threads): name
+            futures = {
+                pool.submit(_execute, str(sources[name]), settings["timeout"], settings["allow_errors"], threads): name
                 for name in stage
             }
-            while running:
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    name = running.pop(future)
-                    try:
-                        seconds, error = future.result()
-                    except Exception as exc:  # the worker itself died
-                        seconds, error = 0.0, f"{type(exc).__name__}: {exc}"
-                    if error:
-                        failed[name] = error
-                        log(f"{name}: FAILED after {seconds:.0f} s\n{error.strip()[-2000:]}")
-                        continue
-                    executed = nbformat.read(scratch / f"{name}.ipynb", as_version=4)
-                    cache.cache_notebook_bundle(
-                        CacheBundleIn(executed, str(sources[name]), data={"execution_seconds": seconds}),
-                        check_validity=False, overwrite=True,
-                    )
-                    done[name] = seconds
-                    log(f"{name}: executed in {seconds:.0f} s and cached")
+            for future in as_completed(futures):
+                name = futures[future]
+                try:
+                    seconds, executed, error = future.result()
+                except Exception as exc:  # the worker itself died
+                    seconds, executed, error = 0.0, "", f"{type(exc).__name__}: {exc}"
+                if error:
+                    failed[name] = error
+                    log(f"{name}: FAILED after {seconds:.0f} s\n{error.strip()[-2000:]}")
+                    continue
+                bundle = CacheBundleIn(nbformat.reads(executed, as_version=4), str(sources[name]),
+                                       data={"execution_seconds": seconds})
+                cache.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
+                done[name] = seconds
+                log(f"{name}: executed in {seconds:.0f} s and cached")
     log(f"{len(done)} chapter(s) cached in {time.perf_counter() - clock:.0f} s (wall)")
     if failed:
         raise FerlibError(f"{len(failed)} chapter(s) failed: {', '.join(failed)} (the others are cached)")

@@ -58,12 +58,8 @@ def add_book_parser(commands) -> None:
     run.add_argument("--data-dir", default=None, help="root folder of a real dataset in its official layout")
     run.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument(
-        "--chapters", default=None, help="comma-separated names, e.g. 01_first_model,03_static_cnns (default: all)"
-    )
     run.add_argument("--resume", action="store_true", help="skip chapters already executed with these parameters")
     run.add_argument("--no-build", action="store_true", help="execute the chapters only; do not build the site")
-    run.add_argument("--repo", default=None, help="the book's repository (default: here, else ferlib's checkout)")
     cache = add_command(
         sub,
         "cache",
@@ -78,10 +74,13 @@ def add_book_parser(commands) -> None:
     cache.add_argument(
         "--threads", type=int, default=None, help="threads per chapter's kernel (default: the cores shared among jobs)"
     )
-    cache.add_argument(
-        "--chapters", default=None, help="comma-separated names, e.g. 01_first_model,03_static_cnns (default: all)"
-    )
-    cache.add_argument("--repo", default=None, help="the book's repository (default: here, else ferlib's checkout)")
+    for command in (run, cache):
+        command.add_argument(
+            "--chapters", default=None, help="comma-separated names, e.g. 01_first_model,03_static_cnns (default: all)"
+        )
+        command.add_argument(
+            "--repo", default=None, help="the book's repository (default: here, else ferlib's checkout)"
+        )
 
 
 def cmd_book(args) -> int:

@@ -13,16 +13,7 @@ from jupyter_cache import get_cache
 from ferlib.book_cache import fill_cache
 from ferlib.cli import main
 from ferlib.errors import FerlibError
-
-
-def _notebook(path: Path, *cells: str, mode: str | None = None) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    if mode:
-        nb.metadata["mystnb"] = {"execution_mode": mode}
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}")]
-    nb.cells += [nbformat.v4.new_code_cell(source) for source in cells]
-    nbformat.write(nb, path)
+from tests.conftest import write_notebook
 
 
 @pytest.fixture
@@ -36,15 +27,15 @@ def tiny_book(tmp_path) -> Path:
     )
     (repo / "_config.yml").write_text("title: Tiny\nexecute:\n  execute_notebooks: cache\n  timeout: 120\n")
     (repo / "book" / "intro.md").write_text("# Intro\n")
-    _notebook(repo / "book" / "01_alpha.ipynb",
-              "import time\ntime.sleep(2)\nopen('alpha.txt', 'w').write('written by alpha')",
-              "import uuid\nprint('token', uuid.uuid4().hex)")
-    _notebook(repo / "book" / "02_beta.ipynb", "import os\nprint('threads', os.environ.get('OMP_NUM_THREADS'))")
-    _notebook(repo / "book" / "03_reader.ipynb",
-              "from types import SimpleNamespace\n"
-              "evidence = SimpleNamespace(load=lambda name: open(name).read())\n"
-              "print(evidence.load('alpha.txt'))")
-    _notebook(repo / "book" / "04_verdict.ipynb", "print('verdict')", mode="force")
+    write_notebook(repo / "book" / "01_alpha.ipynb",
+                   "import time\ntime.sleep(2)\nopen('alpha.txt', 'w').write('written by alpha')",
+                   "import uuid\nprint('token', uuid.uuid4().hex)")
+    write_notebook(repo / "book" / "02_beta.ipynb", "import os\nprint('threads', os.environ.get('OMP_NUM_THREADS'))")
+    write_notebook(repo / "book" / "03_reader.ipynb",
+                   "from types import SimpleNamespace\n"
+                   "evidence = SimpleNamespace(load=lambda name: open(name).read())\n"
+                   "print(evidence.load('alpha.txt'))")
+    write_notebook(repo / "book" / "04_verdict.ipynb", "print('verdict')", mode="force")
     return repo
 
 
@@ -79,13 +70,13 @@ def test_chapters_run_in_parallel_in_order_and_are_cached(tiny_book):
 
 def test_a_changed_chapter_is_executed_again(tiny_book):
     fill_cache(tiny_book, chapters=["02_beta"], threads=1, log=lambda _: None)
-    _notebook(tiny_book / "book" / "02_beta.ipynb", "print('changed')")
+    write_notebook(tiny_book / "book" / "02_beta.ipynb", "print('changed')")
     assert fill_cache(tiny_book, chapters=["02_beta"], log=lambda _: None).keys() == {"02_beta"}
     assert "changed" in _text(_cached(tiny_book, "02_beta"))
 
 
 def test_a_failing_chapter_is_named_and_the_others_are_cached(tiny_book):
-    _notebook(tiny_book / "book" / "01_alpha.ipynb", "raise RuntimeError('alpha broke')")
+    write_notebook(tiny_book / "book" / "01_alpha.ipynb", "raise RuntimeError('alpha broke')")
     log = []
     with pytest.raises(FerlibError, match=r"2 chapter\(s\) failed: 01_alpha, 03_reader"):
         fill_cache(tiny_book, jobs=2, log=log.append)

@@ -11,6 +11,7 @@ import pytest
 from ferlib.book_cli import chapter_sources, select_chapters
 from ferlib.cli import main
 from ferlib.errors import FerlibError
+from tests.conftest import write_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -19,16 +20,6 @@ PARAMETERS_CELL = """import os
 profile = os.environ.get("FERLIB_PROFILE", "quick")
 device = os.environ.get("FERLIB_DEVICE", "auto")
 seed = int(os.environ.get("FERLIB_SEED", "0"))"""
-
-
-def _notebook(path: Path, parameters: str, *cells: str) -> None:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["mystnb"] = {"execution_mode": "force"}  # as the verdict chapter asks of jupyter-book
-    nb.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}")]
-    nb.cells.append(nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}))
-    nb.cells += [nbformat.v4.new_code_cell(source) for source in cells]
-    nbformat.write(nb, path)
 
 
 @pytest.fixture
@@ -44,19 +35,21 @@ def tiny_book(tmp_path) -> Path:
     (repo / "book" / "intro.md").write_text("# Intro\n")
     (repo / "book" / "notes.md").write_text("# Notes\n")
     (repo / "book" / "words.txt").write_text("relative paths work\n")
-    _notebook(
+    write_notebook(
         repo / "book" / "01_alpha.ipynb",
-        PARAMETERS_CELL,
         "print(open('words.txt').read())",
         "import json, pathlib\n"
         "evidence = pathlib.Path(os.environ['FERLIB_EVIDENCE_DIR'])\n"
         "(evidence / 'alpha.json').write_text(json.dumps({'profile': profile, 'seed': seed}))",
+        parameters=PARAMETERS_CELL,
+        mode="force",  # as the verdict chapter asks of jupyter-book
     )
-    _notebook(
+    write_notebook(
         repo / "book" / "02_beta.ipynb",
-        'import os\n\nprofile = os.environ.get("FERLIB_PROFILE", "quick")\ndevice = "cpu"  # pinned\n'
-        'seed = int(os.environ.get("FERLIB_SEED", "0"))',
         "assert seed != 13, 'unlucky seed'",
+        parameters='import os\n\nprofile = os.environ.get("FERLIB_PROFILE", "quick")\ndevice = "cpu"  # pinned\n'
+        'seed = int(os.environ.get("FERLIB_SEED", "0"))',
+        mode="force",
     )
     return repo
 
