@@ -76,7 +76,9 @@ def _execute(source: str, timeout: int, allow_errors: bool, threads: int) -> tup
         result = single_nb_execution(notebook, cwd=str(Path(source).parent), timeout=timeout,
                                      allow_errors=allow_errors, meta_override=True)
     if result.err is not None:
-        return result.time, "", result.exc_string or f"{type(result.err).__name__}: {result.err}"
+        # The cause first (a cell timeout, say), then the traceback's tail with the failing cell.
+        cause = f"{type(result.err).__name__}: {(str(result.err).strip().splitlines() or [''])[0]}"
+        return result.time, "", f"{cause}\n{(result.exc_string or '').strip()[-2000:]}".strip()
     return result.time, nbformat.writes(result.nb), ""
 
 
@@ -146,7 +148,7 @@ def fill_cache(
                     seconds, executed, error = 0.0, "", f"{type(exc).__name__}: {exc}"
                 if error:
                     failed[name] = error
-                    log(f"{name}: FAILED after {seconds:.0f} s\n{error.strip()[-2000:]}")
+                    log(f"{name}: FAILED after {seconds:.0f} s: {error.strip()}")
                     continue
                 bundle = CacheBundleIn(nbformat.reads(executed, as_version=4), str(sources[name]),
                                        data={"execution_seconds": seconds})

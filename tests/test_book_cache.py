@@ -85,6 +85,16 @@ def test_a_failing_chapter_is_named_and_the_others_are_cached(tiny_book):
     assert _cached(tiny_book, "01_alpha") is None and _cached(tiny_book, "03_reader") is None
 
 
+def test_a_cell_timeout_is_named_as_the_cause(tiny_book):
+    (tiny_book / "_config.yml").write_text("title: Tiny\nexecute:\n  execute_notebooks: cache\n  timeout: 2\n")
+    write_notebook(tiny_book / "book" / "02_beta.ipynb", "import time\ntime.sleep(60)")
+    log = []
+    with pytest.raises(FerlibError, match=r"1 chapter\(s\) failed: 02_beta"):
+        fill_cache(tiny_book, chapters=["02_beta"], log=log.append)
+    failure = next(line for line in log if line.startswith("02_beta: FAILED"))
+    assert "CellTimeoutError" in failure.splitlines()[0] and "2 seconds" in failure.splitlines()[0]
+
+
 @pytest.mark.parametrize(
     "config, options, message",
     [
