@@ -77,7 +77,8 @@ def _execute(source: str, timeout: int, allow_errors: bool, threads: int) -> tup
                                      allow_errors=allow_errors, meta_override=True)
     if result.err is not None:
         # The cause first (a cell timeout, say), then the traceback's tail with the failing cell.
-        cause = f"{type(result.err).__name__}: {(str(result.err).strip().splitlines() or [''])[0]}"
+        first_line = str(result.err).strip().partition("\n")[0]
+        cause = f"{type(result.err).__name__}: {first_line}"
         return result.time, "", f"{cause}\n{(result.exc_string or '').strip()[-2000:]}".strip()
     return result.time, nbformat.writes(result.nb), ""
 
@@ -148,7 +149,7 @@ def fill_cache(
                     seconds, executed, error = 0.0, "", f"{type(exc).__name__}: {exc}"
                 if error:
                     failed[name] = error
-                    log(f"{name}: FAILED after {seconds:.0f} s: {error.strip()}")
+                    log(f"{name}: FAILED after {seconds:.0f} s: {error}")
                     continue
                 bundle = CacheBundleIn(nbformat.reads(executed, as_version=4), str(sources[name]),
                                        data={"execution_seconds": seconds})
