@@ -6,7 +6,7 @@ Run: ``python benchmarks/inference_speed.py [--size 48] [--threads 2] [--runs 30
 Throughput is the median over ``--batch-runs`` timed batches (images/s); latency the median and
 95th percentile of ``--runs`` batch-1 forward passes, in eval mode without gradients, after
 warm-up (:mod:`ferlib.efficiency`). Each model is timed as built (``plain``) and as
-:func:`ferlib.efficiency.optimize_for_inference` returns it: ``optimized`` (eager PyTorch,
+:func:`ferlib.deploy.optimize.optimize_for_inference` returns it: ``optimized`` (eager PyTorch,
 batch norm folded, channels-last convolutions; what ``ferlib predict`` uses on the CPU) and,
 when asked for, ``jit`` (TorchScript trace + freeze + optimize_for_inference; deprecated by
 torch). ``--repeat`` times the variants of a model in turn that many times (reversing the
@@ -27,7 +27,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _hardware import hardware_line  # noqa: E402
 
-from ferlib.efficiency import latency, optimize_for_inference, throughput  # noqa: E402
+from ferlib.deploy.optimize import optimize_for_inference  # noqa: E402
+from ferlib.efficiency import latency, throughput  # noqa: E402
 from ferlib.models import create_model, list_models  # noqa: E402
 
 VARIANTS = ("plain", "optimized", "jit")

@@ -3,7 +3,7 @@
 Run: ``python benchmarks/onnx_vs_eager.py [--models cnn_small,gru_rows] [--threads 2] [--train-size 600]``
 
 Each model is trained for one epoch on SynthFER (so that int8 accuracy means something), exported
-with :func:`ferlib.export.export_onnx`, quantised with static int8 (QDQ, calibrated on 256 training
+with :func:`ferlib.deploy.export.export_onnx`, quantised with static int8 (QDQ, calibrated on 256 training
 images) and dynamic int8 (MatMul/Gemm only), and timed with the same number of threads:
 median latency at batch 1 and throughput at batch 64. Accuracy is on a SynthFER test set.
 Target from issue #8 (reported, not asserted): ONNX Runtime at least as fast as eager.
@@ -26,8 +26,8 @@ from _hardware import hardware_line  # noqa: E402
 
 import ferlib  # noqa: E402
 from ferlib.data.synth import SynthFER  # noqa: E402
+from ferlib.deploy.export import OnnxModel, compare_quantized, export_onnx, quantize_onnx  # noqa: E402
 from ferlib.efficiency import latency, throughput  # noqa: E402
-from ferlib.export import OnnxModel, compare_quantized, export_onnx, quantize_onnx  # noqa: E402
 
 
 def ort_speed(session: OnnxModel, shape, runs: int) -> tuple[float, float]:

@@ -7,7 +7,7 @@ The test videos are written with OpenCV into a temporary folder: scikit-image's 
 (cropped, 160x160) drifting over a textured 640x480 background at 30 frames/s. A cnn_small
 checkpoint (untrained: speed and memory do not depend on the weights) classifies the faces.
 
-* Speed: :func:`ferlib.predict.predict_video` end to end (decode, detect every k-th frame on a
+* Speed: :func:`ferlib.deploy.video.predict_video` end to end (decode, detect every k-th frame on a
   320-pixel-wide copy, track, classify, smooth, write the timeline CSV; with and without the
   annotated MP4 and plot), for several k.
 * Memory: each video is processed in a fresh subprocess that reports its peak resident set
@@ -70,8 +70,9 @@ def checkpoint(folder: Path) -> Path:
 
 def child(video: str, ckpt: str, out: str, every: int) -> None:
     """Run in a subprocess: process one video, print peak RSS as JSON."""
+    from ferlib.deploy.predictor import load_predictor
+    from ferlib.deploy.video import predict_video
     from ferlib.efficiency import current_rss_bytes
-    from ferlib.predict import load_predictor, predict_video
 
     predictor = load_predictor(ckpt)
     before = current_rss_bytes()
@@ -95,7 +96,8 @@ def main() -> None:
         return
     from _hardware import hardware_line
 
-    from ferlib.predict import load_predictor, predict_video
+    from ferlib.deploy.predictor import load_predictor
+    from ferlib.deploy.video import predict_video
 
     print(hardware_line())
     with tempfile.TemporaryDirectory() as tmp:

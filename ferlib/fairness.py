@@ -1,5 +1,8 @@
-"""Fairness across demographic groups: per-group metrics, dataset bias, and the helpers ``fit``
-uses to mitigate a gap (group reweighting, group-balanced sampling, group DRO).
+"""Fairness across demographic groups: per-group metrics and dataset bias (an analysis: it measures).
+
+The remedies that ``fit`` applies to a gap (group reweighting, group-balanced sampling, group DRO)
+are training objects in :mod:`ferlib.engine.losses`; reading a dataset's groups is
+:mod:`ferlib.data.groups`. Both are re-exported here for convenience.
 
 Groups come from ``meta["group"][attribute]`` of each sample (:func:`dataset_groups`); SynthFER
 records skin tone, age and gender presentation, and real datasets read them from a
@@ -23,14 +26,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
+from ferlib.data.groups import SEPARATOR as _SEPARATOR
+from ferlib.data.groups import as_groups as _as_groups
+from ferlib.data.groups import dataset_groups, group_key, group_sample_weights
 from ferlib.data.labels import EMOTIONS
-from ferlib.evaluate import confusion_matrix, metrics_from_confusion
+from ferlib.engine.losses import GroupDRO
+from ferlib.engine.metrics import confusion_matrix, metrics_from_confusion
 
 __all__ = [
     "DatasetBias",
     "GroupDRO",
+    "group_key",
     "dataset_bias",
     "dataset_groups",
     "group_report",
@@ -38,81 +45,6 @@ __all__ = [
     "label_group_bias",
 ]
 
-GROUP_BALANCE = (None, "reweight", "sample", "dro")
-_SEPARATOR = " / "
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading groups
-
-
-def _attributes(attribute: str | Sequence[str]) -> list[str]:
-    attributes = [attribute] if isinstance(attribute, str) else list(attribute)
-    if not attributes:
-        raise ValueError("give at least one group attribute")
-    return attributes
-
-
-def group_key(meta: dict, attribute: str | Sequence[str]) -> str:
-    """The group of one sample as a string: ``meta["group"][attribute]``, several joined by ``" / "``."""
-    group = meta.get("group") or {}
-    values = []
-    for name in _attributes(attribute):
-        if name not in group:
-            known = ", ".join(sorted(group)) or "none"
-            raise KeyError(f"sample has no group attribute {name!r} (its meta['group'] has: {known})")
-        values.append(str(group[name]))
-    return _SEPARATOR.join(values)
-
-
-def dataset_groups(dataset, attribute: str | Sequence[str]) -> pd.Series | pd.DataFrame:
-    """The group of every sample: a Series for one attribute, a DataFrame (one column each) for several.
-
-    Reads SynthFER's ``group_frame()``, a FaceDataset's ``metas``, the parent of a ``Subset``, or
-    else ``meta["group"]`` of each sample (one pass over the data). A sample without the
-    attribute raises a ``KeyError`` naming the attributes it has.
-    """
-    attributes = _attributes(attribute)
-    frame = _group_frame(dataset, attributes)
-    return frame[attributes[0]] if isinstance(attribute, str) else frame
-
-
-def _group_frame(dataset, attributes: list[str]) -> pd.DataFrame:
-    if hasattr(dataset, "group_frame"):
-        frame = dataset.group_frame()
-        missing = [a for a in attributes if a not in frame]
-        if missing:
-            raise KeyError(f"{type(dataset).__name__} has no group attribute {missing[0]!r}")
-        return frame[attributes].reset_index(drop=True)
-    if hasattr(dataset, "dataset") and hasattr(dataset, "indices"):  # torch Subset and LabelledSubset
-        parent = _group_frame(dataset.dataset, attributes)
-        return parent.iloc[np.asarray(dataset.indices, dtype=np.int64)].reset_index(drop=True)
-    metas = getattr(dataset, "metas", None)
-    if metas is None:
-        metas = []
-        for index in range(len(dataset)):
-            sample = dataset[index]
-            metas.append(sample[2] if len(sample) > 2 and isinstance(sample[2], dict) else {})
-    rows = []
-    for index, meta in enumerate(metas):
-        group = meta.get("group") or {}
-        missing = [a for a in attributes if a not in group]
-        if missing:
-            known = ", ".join(sorted(group)) or "none"
-            raise KeyError(f"sample {index} has no group attribute {missing[0]!r} (its meta['group'] has: {known})")
-        rows.append({a: group[a] for a in attributes})
-    return pd.DataFrame(rows, columns=attributes)
-
-
-def _as_groups(groups) -> tuple[np.ndarray, list[str]]:
-    """Group keys (str array) and the attribute column names, from a Series, DataFrame or array."""
-    if isinstance(groups, pd.DataFrame):
-        columns = [str(c) for c in groups.columns]
-        keys = groups.astype(str).agg(_SEPARATOR.join, axis=1).to_numpy(dtype=object)
-        return keys, columns
-    name = getattr(groups, "name", None)
-    values = np.asarray(groups, dtype=object).reshape(-1)
-    return np.array([str(v) for v in values], dtype=object), [str(name) if name is not None else "group"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,58 +311,3 @@ def dataset_bias(dataset, attribute: str | Sequence[str]) -> DatasetBias:
     return label_group_bias(
         dataset_labels(dataset), dataset_groups(dataset, attribute), getattr(dataset, "class_names", None)
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Mitigation helpers used by ``fit``
-
-
-def group_sample_weights(groups=None, labels=None) -> np.ndarray:
-    """Per-sample weights that make every group (and/or class, or every (group, class) cell) equally
-    likely when sampled: ``1 / count`` of the sample's cell, scaled to mean 1.
-
-    ``group_sample_weights(groups)`` balances groups, ``group_sample_weights(labels=y)`` classes,
-    both together the cells of their cross-tabulation.
-    """
-    if groups is None and labels is None:
-        raise ValueError("give groups, labels or both")
-    parts = []
-    if groups is not None:
-        parts.append(_as_groups(groups)[0])
-    if labels is not None:
-        parts.append(np.asarray(labels).astype(str).astype(object).reshape(-1))
-    cells = parts[0] if len(parts) == 1 else np.array([f"{g}|{y}" for g, y in zip(*parts, strict=True)], dtype=object)
-    _, inverse, counts = np.unique(cells.astype(str), return_inverse=True, return_counts=True)
-    weights = 1.0 / counts[inverse]
-    return weights * len(weights) / weights.sum()
-
-
-class GroupDRO:
-    """Group distributionally robust optimisation (Sagawa et al. 2020, Algorithm 1).
-
-    Keeps a distribution ``q`` over groups; each step multiplies ``q_g`` by ``exp(step * loss_g)``
-    for the mean loss of every group present in the batch, renormalises, and returns the robust
-    loss ``sum_g q_g loss_g``, so training concentrates on the group whose loss is highest.
-    """
-
-    def __init__(self, num_groups: int, step: float = 0.01, device: torch.device | str = "cpu"):
-        if num_groups < 1 or step < 0:
-            raise ValueError(f"GroupDRO needs num_groups >= 1 and step >= 0, got {num_groups} and {step}")
-        self.step = step
-        self.q = torch.full((num_groups,), 1.0 / num_groups, device=device)
-
-    def loss(self, losses: torch.Tensor, group_ids: torch.Tensor, reduce=None) -> torch.Tensor:
-        """Robust loss from per-sample ``losses`` and their ``group_ids``; ``reduce`` (e.g. an all-reduce
-        sum across processes) makes every process update ``q`` alike."""
-        num_groups = len(self.q)
-        one_hot = torch.nn.functional.one_hot(group_ids, num_groups).to(losses.dtype)
-        sums, counts = one_hot.T @ losses, one_hot.sum(0)
-        group_loss = sums / counts.clamp(min=1)
-        with torch.no_grad():
-            totals = torch.stack([sums.detach().float(), counts.float()])
-            if reduce is not None:
-                totals = reduce(totals)
-            mean = totals[0] / totals[1].clamp(min=1)
-            self.q = self.q * torch.exp(self.step * mean * (totals[1] > 0))
-            self.q = self.q / self.q.sum()
-        return (self.q.to(group_loss.dtype) * group_loss).sum()

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ferlib._version import __version__
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA, then Apple MPS, then the CPU; any other value is checked."""
@@ -82,11 +84,9 @@ def device_name(device: torch.device) -> str:
 
 def environment_info(device: str | torch.device = "auto") -> dict:
     """Versions, device and thread counts: what ``ferlib info`` prints and every record keeps."""
-    import ferlib
-
     resolved = resolve_device(device)
     info = {
-        "ferlib": ferlib.__version__,
+        "ferlib": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,

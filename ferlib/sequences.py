@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ferlib.errors import ConfigError
+
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 _STEP_CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 
@@ -70,7 +72,7 @@ class SequenceClassifier(nn.Module):
     ):
         super().__init__()
         if cell not in CELLS:
-            raise ValueError(f"unknown cell {cell!r}: expected one of {', '.join(CELLS)}")
+            raise ConfigError.unknown("cell", cell, CELLS)
         if gate_bias not in ("default", "chrono"):
             raise ValueError(f"gate_bias must be 'default' or 'chrono', got {gate_bias!r}")
         if gate_bias == "chrono" and (cell == "rnn" or max_length < 3):

@@ -87,7 +87,7 @@ def plot_accuracy_vs_cost(summary, cost: str = "flops", metric: str = "accuracy"
     """Scatter of ``metric`` against ``cost`` (log scale), one labelled point per row of ``summary``.
 
     ``summary`` is a table with ``model``, ``cost`` and ``metric`` columns, e.g. from
-    :func:`ferlib.compare.summarize_runs`; FLOPs are shown in millions.
+    :func:`ferlib.experiments.compare.summarize_runs`; FLOPs are shown in millions.
     """
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 4))
@@ -123,3 +123,43 @@ def plot_mean_curves(curves, by: str, metric: str = "val_accuracy", chance: floa
     ax.legend()
     ax.grid(alpha=0.3)
     return ax
+
+
+def plot_accuracy_panels(summary, metric: str = "accuracy"):
+    """A benchmark report's figure (:mod:`ferlib.experiments.report`), one panel per (dataset, task):
+    each model's mean ``metric`` with its 95% interval."""
+    from matplotlib.figure import Figure
+
+    groups = list(summary.groupby(["dataset", "task", "profile"], sort=False, dropna=False))
+    figure = Figure(figsize=(6.5, 0.5 + sum(1.2 + 0.3 * len(g) for _, g in groups)), layout="constrained")
+    axes = figure.subplots(len(groups), 1, squeeze=False)[:, 0]
+    for ax, ((dataset, task, profile), group) in zip(axes, groups, strict=True):
+        y = list(range(len(group)))
+        means = group[metric].to_numpy(dtype=float)
+        low = group.get(f"{metric}_low")
+        if low is not None and low.notna().any():
+            errors = [means - group[f"{metric}_low"].to_numpy(float), group[f"{metric}_high"].to_numpy(float) - means]
+            errors = [[0.0 if e != e else e for e in side] for side in errors]
+        else:
+            errors = None
+        ax.errorbar(means, y, xerr=errors, fmt="o", capsize=3)
+        ax.set_yticks(y, list(group["model"]))
+        ax.invert_yaxis()
+        ax.set_title(f"{dataset} / {task} ({profile})", fontsize=10)
+        ax.set_xlabel(f"{metric.replace('_', ' ')} (mean over seeds, 95% interval)")
+        ax.grid(alpha=0.3, axis="x")
+    return figure
+
+
+def plot_accuracy_vs_cost_panels(summary, cost: str, metric: str = "accuracy"):
+    """A benchmark report's figure, one panel per (dataset, task): mean ``metric`` against ``cost``
+    (``flops`` or ``latency_ms``)."""
+    from matplotlib.figure import Figure
+
+    groups = [(k, g.dropna(subset=[cost])) for k, g in summary.groupby(["dataset", "task", "profile"], sort=False)]
+    groups = [(k, g) for k, g in groups if len(g)]
+    figure = Figure(figsize=(6.5, 4 * max(1, len(groups))), layout="constrained")
+    axes = figure.subplots(max(1, len(groups)), 1, squeeze=False)[:, 0]
+    for ax, ((dataset, task, profile), group) in zip(axes, groups, strict=False):
+        plot_accuracy_vs_cost(group, cost=cost, metric=metric, ax=ax, title=f"{dataset} / {task} ({profile})")
+    return figure

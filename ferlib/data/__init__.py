@@ -1,7 +1,7 @@
 """Datasets, labels and batching. Every dataset is reached through :func:`load_dataset`."""
 
-from ferlib.data.collate import collate_samples
 from ferlib.data.labels import EMOTION_TO_ID, EMOTIONS, NUM_CLASSES, emotion_id
+from ferlib.data.loader import collate_samples
 from ferlib.data.registry import list_datasets, load_dataset, register_dataset
 
 __all__ = [

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import torch
 
-from ferlib.errors import DataError
+from ferlib.errors import ConfigError, DataError, NoFaceError
 
 __all__ = [
     "FaceBox",
@@ -45,10 +45,6 @@ __all__ = [
     "to_gray",
     "to_uint8",
 ]
-
-
-class NoFaceError(DataError):
-    """No face was found in an image (the message names the file when there is one)."""
 
 
 @dataclass(frozen=True)
@@ -218,7 +214,7 @@ class FaceDetector:
         if model_path is not None:
             method = "yunet"
         if method not in ("haar", "yunet"):
-            raise ValueError(f"unknown face detector {method!r}: expected 'haar' or 'yunet'")
+            raise ConfigError.unknown("face detector", method, ("haar", "yunet"))
         if method == "yunet":
             if model_path is None or not Path(model_path).is_file():
                 raise DataError(

@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 from torch.utils.data import Dataset
 
+from ferlib._registry import lookup
+
 _DATASETS: dict[str, Callable[..., Dataset]] = {}
 # Modules whose import registers datasets; imported lazily so `import ferlib` stays light.
-_PROVIDERS = ("ferlib.data.synth", "ferlib.data.datasets")
+_PROVIDERS = ("ferlib.data.synth", "ferlib.data.real")
 
 
 def register_dataset(name: str) -> Callable[[Callable[..., Dataset]], Callable[..., Dataset]]:
@@ -60,9 +62,7 @@ def load_dataset(name: str, split: str = "train", root: str | None = None, **opt
     (1, 48, 48)
     """
     _import_providers()
-    key = name.lower()
-    if key not in _DATASETS:
-        raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(sorted(_DATASETS))}")
+    factory = lookup(dict(sorted(_DATASETS.items())), name.lower(), "dataset")
     if root is not None:
         options["root"] = root
-    return _DATASETS[key](split=split, **options)
+    return factory(split=split, **options)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 
 from ferlib.errors import DataError
 
@@ -71,6 +70,8 @@ def _as_labels_and_groups(dataset_or_labels, subjects) -> tuple[np.ndarray, np.n
 
 
 def _folds(labels: np.ndarray, groups: np.ndarray, k: int, seed: int, stratify: bool):
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold  # 0.7 s to import: only when folding
+
     n_groups = len(set(groups.tolist()))
     if k < 2:
         raise ValueError(f"k must be at least 2, got {k}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from torch.utils.data import Dataset, Subset
 
-from ferlib.data.splits import dataset_labels
-from ferlib.profiles import get_profile
+from ferlib.config import get_profile
+from ferlib.data.splits import dataset_labels, stratified_holdout
 
 
 class LabelledSubset(Subset):
@@ -28,18 +28,19 @@ def load_profile_split(
     *,
     task: str = "static",
     seed: int = 0,
+    size: int | None = None,
     **options,
 ) -> Dataset:
-    """The ``split`` of ``dataset`` at the size the ``profile`` allows.
+    """The ``split`` of ``dataset`` at the size the ``profile`` allows, or at ``size`` when given.
 
-    SynthFER is generated at the profile's size; a real dataset is read from ``data_dir`` by
-    :func:`ferlib.data.datasets.load_split` (which derives a split the layout lacks by the
-    standard protocol) and, except in the ``full`` profile, capped to a stratified sample of
-    that size.
+    The one chain from a dataset's name to the data a chapter, ``ferlib train`` or a grid uses.
+    SynthFER is generated at that size; a real dataset is read from ``data_dir`` by
+    :func:`ferlib.data.real.load_split` (which derives a split the layout lacks by the
+    standard protocol) and capped to a stratified sample of that size (except in the ``full``
+    profile without ``size``, which keeps the whole split).
     """
-    from ferlib.data.datasets import load_split
+    from ferlib.data.real import load_split
     from ferlib.data.registry import load_dataset
-    from ferlib.data.splits import stratified_holdout
 
     settings = get_profile(profile)
     video = task != "static"
@@ -48,11 +49,17 @@ def load_profile_split(
         "val": settings.clip_test_size if video else settings.val_size,
         "test": settings.clip_test_size if video else settings.test_size,
     }
-    size = sizes.get(split, sizes["test"])
+    cap = settings.name != "full" or size is not None
+    size = int(size) if size is not None else sizes.get(split, sizes["test"])
     if dataset.lower() == "synthfer":
         return load_dataset("synthfer", split=split, size=size, task=task, **options)
     data = load_split(dataset, split, root=data_dir, seed=seed, **options)
-    if settings.name != "full" and len(data) > size:
-        _, sample = stratified_holdout(dataset_labels(data), size / len(data), seed)
-        data = data.subset(sample) if hasattr(data, "subset") else LabelledSubset(data, sample)
-    return data
+    return stratified_cap(data, size, seed) if cap else data
+
+
+def stratified_cap(data: Dataset, size: int, seed: int = 0) -> Dataset:
+    """``data`` itself if it holds at most ``size`` samples, else a stratified sample of that size."""
+    if len(data) <= size:
+        return data
+    _, sample = stratified_holdout(dataset_labels(data), size / len(data), seed)
+    return data.subset(sample) if hasattr(data, "subset") else LabelledSubset(data, sample)

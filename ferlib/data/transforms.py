@@ -2,8 +2,9 @@
 
 - :class:`Equalize` and :class:`CLAHE`: contrast enhancement (Pitaloka et al. 2017) as
   dataset transforms, e.g. ``load_dataset("fer2013", root=..., transform=CLAHE())``.
-- :func:`train_augmentation`: named presets of train-time augmentation built on
-  ``torchvision.transforms.v2``. A clip gets the same random transform on every frame.
+- :func:`train_augmentation` and :data:`AUGMENTATIONS`, the named per-sample presets of
+  train-time augmentation, live in :mod:`ferlib.data.augment` (with the batch policies) and
+  are re-exported here.
 - :func:`crop_size`, :func:`random_crops`, :func:`center_crop` and :func:`five_crops`: the
   crop protocol of the FER literature (train on random crops, e.g. 40x40 of 48x48 images;
   evaluate on the centre crop, or average ten crops: five crops and their mirrors), on batches.
@@ -11,13 +12,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 from torchvision.transforms import v2
 
-from ferlib.data.faces import apply_clahe, equalize_histogram
+from ferlib.data.augment import AUGMENTATIONS, train_augmentation
 
 __all__ = [
     "AUGMENTATIONS",
@@ -30,8 +29,6 @@ __all__ = [
     "random_crops",
     "train_augmentation",
 ]
-
-AUGMENTATIONS: tuple[str, ...] = ("none", "flip", "flip_shift", "strong")
 
 
 class _PerImage(torch.nn.Module):
@@ -62,6 +59,8 @@ class Equalize(_PerImage):
     """Global histogram equalisation (on luminance for RGB)."""
 
     def _apply(self, image: np.ndarray) -> np.ndarray:
+        from ferlib.data.faces import equalize_histogram  # OpenCV, imported when first used
+
         return equalize_histogram(image)
 
 
@@ -77,6 +76,8 @@ class CLAHE(_PerImage):
         return f"clip_limit={self.clip_limit}, tile_grid_size={self.tile_grid_size}"
 
     def _apply(self, image: np.ndarray) -> np.ndarray:
+        from ferlib.data.faces import apply_clahe  # OpenCV, imported when first used
+
         return apply_clahe(image, self.clip_limit, self.tile_grid_size)
 
 
@@ -90,42 +91,6 @@ class Normalize(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.device)) / self.std.to(x.device)
-
-
-def train_augmentation(
-    name: str = "flip_shift", *, shift: float = 0.1
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A named train-time augmentation preset for float tensors in [0, 1].
-
-    - ``"none"``: identity.
-    - ``"flip"``: random horizontal flip (expressions are nearly mirror-symmetric).
-    - ``"flip_shift"``: flip + random shift of up to ``shift`` of the side.
-    - ``"strong"``: flip + rotation (15 degrees), shift, scale (0.9-1.1), brightness/contrast
-      jitter and random erasing (a crude occlusion).
-
-    Examples
-    --------
-    >>> import torch
-    >>> augment = train_augmentation("strong")
-    >>> tuple(augment(torch.rand(1, 48, 48)).shape)
-    (1, 48, 48)
-    """
-    if name == "none":
-        return v2.Identity()
-    if name == "flip":
-        return v2.RandomHorizontalFlip()
-    if name == "flip_shift":
-        return v2.Compose([v2.RandomHorizontalFlip(), v2.RandomAffine(degrees=0.0, translate=(shift, shift))])
-    if name == "strong":
-        return v2.Compose(
-            [
-                v2.RandomHorizontalFlip(),
-                v2.RandomAffine(degrees=15.0, translate=(shift, shift), scale=(0.9, 1.1)),
-                v2.ColorJitter(brightness=0.2, contrast=0.2),
-                v2.RandomErasing(p=0.5, scale=(0.02, 0.15), value=0.0),
-            ]
-        )
-    raise ValueError(f"unknown augmentation {name!r}: expected one of {', '.join(AUGMENTATIONS)}")
 
 
 def crop_size(fraction: float, shape: tuple[int, ...] | torch.Size) -> tuple[int, int]:

@@ -52,7 +52,7 @@ def forward_kwargs(model: nn.Module, x: torch.Tensor, metas) -> dict:
     """Extra keyword arguments for ``model(x, **kwargs)`` taken from a batch's metadata list.
 
     - ``lengths`` (LongTensor ``[B]``): the true frame count of each clip of a zero-padded video
-      batch, from ``meta["num_frames"]`` (set by :func:`ferlib.data.collate.collate_samples`);
+      batch, from ``meta["num_frames"]`` (set by :func:`ferlib.data.loader.collate_samples`);
       given when ``model.forward`` accepts ``lengths``.
     - ``landmarks`` (``[B, T, K, 2]``, ``(x / W, y / H)`` in [0, 1], zero-padded in time): from
       per-frame ``meta["landmarks"]`` in pixels; given only to models with ``uses_landmarks = True``.

@@ -50,6 +50,7 @@ def double_conv_stages(in_channels: int, widths: Sequence[int]) -> list[nn.Seque
     return stages
 
 
+@register_model("cnn_small", kind="static", description="Small CNN: three conv blocks, the fast baseline.")
 class SmallCNN(FERModel):
     """Three conv blocks with max-pooling, global average pooling and a linear head."""
 
@@ -74,16 +75,15 @@ class SmallCNN(FERModel):
         return self.head(self.features(x))
 
 
-@register_model("cnn_small", kind="static")
-def cnn_small(num_classes: int = 7, in_channels: int = 1, width: int = 32, dropout: float = 0.2) -> nn.Module:
-    """Small CNN: three conv blocks, the fast baseline."""
-    return SmallCNN(in_channels, num_classes, width=width, dropout=dropout)
-
-
 # --------------------------------------------------------------------------------------------
 # VGG-style
 
 
+@register_model(
+    "vgg_fer",
+    kind="static",
+    description="VGG-style CNN: four double-conv blocks with batch norm and a dropout head.",
+)
 class VGGFER(FERModel):
     """VGG-style network for small faces: four blocks of two 3x3 convs (BN, ReLU), each
     followed by 2x2 max-pooling, then global average pooling and a two-layer dropout head.
@@ -119,21 +119,15 @@ class VGGFER(FERModel):
         return self.head(self.pool(self.features(x)))
 
 
-@register_model("vgg_fer", kind="static")
-def vgg_fer(
-    num_classes: int = 7,
-    in_channels: int = 1,
-    widths: Sequence[int] = (32, 64, 128, 256),
-    dropout: float = 0.5,
-) -> nn.Module:
-    """VGG-style CNN: four double-conv blocks with batch norm and a dropout head."""
-    return VGGFER(in_channels, num_classes, widths=tuple(widths), dropout=dropout)
-
-
 # --------------------------------------------------------------------------------------------
 # ResNet-18
 
 
+@register_model(
+    "resnet18_fer",
+    kind="static",
+    description="ResNet-18 with a 3x3 stride-1 stem and no early max-pool, for small faces.",
+)
 class ResNet18FER(FERModel):
     """torchvision's ResNet-18 adapted to small inputs.
 
@@ -168,12 +162,6 @@ class ResNet18FER(FERModel):
         x = self.relu(self.bn1(self.conv1(x)))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.dropout(torch.flatten(self.avgpool(x), 1)))
-
-
-@register_model("resnet18_fer", kind="static")
-def resnet18_fer(num_classes: int = 7, in_channels: int = 1, dropout: float = 0.0) -> nn.Module:
-    """ResNet-18 with a 3x3 stride-1 stem and no early max-pool, for small faces."""
-    return ResNet18FER(in_channels, num_classes, dropout=dropout)
 
 
 # --------------------------------------------------------------------------------------------
@@ -226,6 +214,7 @@ class CBAM(nn.Module):
         return x * spatial_weights, channel_weights.flatten(1), spatial_weights.squeeze(1)
 
 
+@register_model("cnn_cbam", kind="static", description="CNN with CBAM channel and spatial attention after each stage.")
 class CBAMCNN(FERModel):
     """Three conv stages (two conv blocks each), each refined by a CBAM module.
 
@@ -270,22 +259,15 @@ class CBAMCNN(FERModel):
         return aux["spatial_attention"][-1]
 
 
-@register_model("cnn_cbam", kind="static")
-def cnn_cbam(
-    num_classes: int = 7,
-    in_channels: int = 1,
-    widths: Sequence[int] = (32, 64, 128),
-    reduction: int = 8,
-    dropout: float = 0.3,
-) -> nn.Module:
-    """CNN with CBAM channel and spatial attention after each stage."""
-    return CBAMCNN(in_channels, num_classes, widths=tuple(widths), reduction=reduction, dropout=dropout)
-
-
 # --------------------------------------------------------------------------------------------
 # Multi-task: expression + landmarks
 
 
+@register_model(
+    "cnn_multitask",
+    kind="static",
+    description="Multi-task CNN: expression logits plus facial-landmark regression (return_aux=True).",
+)
 class MultiTaskCNN(FERModel):
     """A shared CNN trunk with two heads: expression logits and ``num_landmarks`` (x, y) points.
 
@@ -411,23 +393,3 @@ def multitask_loss(
     """
     logits, aux = outputs
     return F.cross_entropy(logits, y) + weight * F.mse_loss(aux["landmarks"], landmarks.to(aux["landmarks"]))
-
-
-@register_model("cnn_multitask", kind="static")
-def cnn_multitask(
-    num_classes: int = 7,
-    in_channels: int = 1,
-    num_landmarks: int = 5,
-    widths: Sequence[int] = (32, 64, 128, 128),
-    dropout: float = 0.3,
-    landmark_weight: float = 1.0,
-) -> nn.Module:
-    """Multi-task CNN: expression logits plus facial-landmark regression (return_aux=True)."""
-    return MultiTaskCNN(
-        in_channels,
-        num_classes,
-        num_landmarks=num_landmarks,
-        widths=tuple(widths),
-        dropout=dropout,
-        landmark_weight=landmark_weight,
-    )

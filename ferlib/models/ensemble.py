@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ferlib.checkpoint import load_checkpoint
 from ferlib.models.base import FERModel
+from ferlib.models.checkpoint import load_checkpoint
 
 
 class Ensemble(FERModel):
@@ -86,7 +86,7 @@ def ensemble_from_checkpoints(
 ) -> Ensemble:
     """An :class:`Ensemble` (in eval mode) of the models in ferlib checkpoint files.
 
-    Each member is rebuilt with :func:`ferlib.checkpoint.load_checkpoint`.
+    Each member is rebuilt with :func:`ferlib.models.checkpoint.load_checkpoint`.
     """
     return (
         Ensemble([load_checkpoint(path, device=device) for path in paths], weights=weights).to(device).eval()

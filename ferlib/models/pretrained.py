@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ferlib.errors import CheckpointError
+from ferlib.errors import CheckpointError, ConfigError
 
 FREEZE_MODES = ("none", "backbone")
 
@@ -190,5 +190,5 @@ def freeze_backbone(model: nn.Module) -> nn.Module:
 def apply_freeze(model: nn.Module, freeze: str) -> nn.Module:
     """``freeze="none"`` trains everything (fine-tuning); ``"backbone"`` only the head."""
     if freeze not in FREEZE_MODES:
-        raise ValueError(f"unknown freeze mode {freeze!r}: expected one of {', '.join(FREEZE_MODES)}")
+        raise ConfigError.unknown("freeze mode", freeze, FREEZE_MODES)
     return freeze_backbone(model) if freeze == "backbone" else model

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import nn
+
+from ferlib._registry import lookup
+from ferlib.errors import ConfigError
 
 KINDS = ("static", "video")
 # Modules whose import registers models; a missing module is tolerated (not yet written).
 _FAMILIES = (
     "ferlib.models.cnn",
     "ferlib.models.rnn",
-    "ferlib.models.hybrid",
+    "ferlib.models.video",
+    "ferlib.models.temporal",
     "ferlib.models.transformer",
     "ferlib.models.ensemble",
 )
@@ -34,12 +39,15 @@ class ModelEntry:
 
 
 _MODELS: dict[str, ModelEntry] = {}
+# Options renamed since ferlib 0.1.0: model name -> {old name: new name}. create_model still takes
+# the old names (with a DeprecationWarning), so checkpoints and configs written before still build.
+RENAMED_OPTIONS = {"vit_tiny": {"img_size": "image_size"}}
 
 
 def register_model(name: str, kind: str, description: str = ""):
     """Decorator: register ``builder(num_classes=..., in_channels=..., **kw)`` as ``name``."""
     if kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}: expected one of {', '.join(KINDS)}")
+        raise ConfigError.unknown("model kind", kind, KINDS)
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _MODELS and _MODELS[name].builder is not builder:
@@ -65,7 +73,7 @@ def list_models(pattern: str = "*", kind: str | None = None) -> list[str]:
     """Registered model names matching a glob ``pattern``, optionally of one ``kind``."""
     _import_families()
     if kind is not None and kind not in KINDS:
-        raise ValueError(f"unknown model kind {kind!r}: expected one of {', '.join(KINDS)}")
+        raise ConfigError.unknown("model kind", kind, KINDS)
     return sorted(
         name
         for name, entry in _MODELS.items()
@@ -74,11 +82,18 @@ def list_models(pattern: str = "*", kind: str | None = None) -> list[str]:
 
 
 def model_entry(name: str) -> ModelEntry:
-    """The registry entry of ``name``; an unknown name raises a ``ValueError`` listing the known ones."""
+    """The registry entry of ``name``; an unknown name raises :class:`~ferlib.errors.ConfigError`."""
     _import_families()
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}: expected one of {', '.join(sorted(_MODELS))}")
-    return _MODELS[name]
+    return lookup(dict(sorted(_MODELS.items())), name, "model")
+
+
+def current_option_names(name: str, options: dict, *, warn: bool = True) -> dict:
+    """``options`` of model ``name`` under today's names (:data:`RENAMED_OPTIONS`); ``warn`` says so
+    with a DeprecationWarning (a checkpoint's stored options are renamed without one)."""
+    renamed = RENAMED_OPTIONS.get(name, {})
+    for old in [key for key in options if key in renamed and warn]:
+        warnings.warn(f"{name}: option {old!r} is now called {renamed[old]!r}", DeprecationWarning, stacklevel=3)
+    return {renamed.get(key, key): value for key, value in options.items()}
 
 
 def create_model(name: str, num_classes: int = 7, in_channels: int = 1, **kwargs) -> nn.Module:
@@ -98,6 +113,7 @@ def create_model(name: str, num_classes: int = 7, in_channels: int = 1, **kwargs
     torch.Size([2, 7])
     """
     entry = model_entry(name)
+    kwargs = current_option_names(name, kwargs)
     if num_classes < 1 or in_channels < 1:
         raise ValueError(f"num_classes and in_channels must be >= 1, got {num_classes}, {in_channels}")
     pretrained = kwargs.pop("pretrained", None)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ferlib.errors import ConfigError
 from ferlib.models.base import FERModel
 from ferlib.models.registry import register_model
 
@@ -40,7 +41,7 @@ class RowRNN(FERModel):
     ):
         super().__init__(in_channels, num_classes)
         if cell not in _CELLS:
-            raise ValueError(f"unknown cell {cell!r}: expected one of {', '.join(_CELLS)}")
+            raise ConfigError.unknown("cell", cell, _CELLS)
         self.cell = cell
         self.row_width = row_width
         self.rnn = _CELLS[cell](
@@ -70,31 +71,13 @@ class RowRNN(FERModel):
         return self.head(top)
 
 
-@register_model("lstm_rows", kind="static")
-def lstm_rows(
-    num_classes: int = 7,
-    in_channels: int = 1,
-    hidden_size: int = 128,
-    num_layers: int = 2,
-    row_width: int = 48,
-    bidirectional: bool = False,
-    dropout: float = 0.2,
-) -> nn.Module:
-    """LSTM reading the image row by row (H steps of C*W values)."""
-    return RowRNN(
-        in_channels, num_classes, "lstm", hidden_size, num_layers, row_width, bidirectional, dropout
-    )
+@register_model("lstm_rows", kind="static", description="LSTM reading the image row by row (H steps of C*W values).")
+def lstm_rows(**options) -> nn.Module:
+    """:class:`RowRNN` with LSTM cells; ``options`` are its keyword arguments."""
+    return RowRNN(cell="lstm", **options)
 
 
-@register_model("gru_rows", kind="static")
-def gru_rows(
-    num_classes: int = 7,
-    in_channels: int = 1,
-    hidden_size: int = 128,
-    num_layers: int = 2,
-    row_width: int = 48,
-    bidirectional: bool = False,
-    dropout: float = 0.2,
-) -> nn.Module:
-    """GRU reading the image row by row (H steps of C*W values)."""
-    return RowRNN(in_channels, num_classes, "gru", hidden_size, num_layers, row_width, bidirectional, dropout)
+@register_model("gru_rows", kind="static", description="GRU reading the image row by row (H steps of C*W values).")
+def gru_rows(**options) -> nn.Module:
+    """:class:`RowRNN` with GRU cells; ``options`` are its keyword arguments."""
+    return RowRNN(cell="gru", **options)

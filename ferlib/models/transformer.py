@@ -6,7 +6,7 @@ position embedding and runs ``depth`` pre-norm transformer blocks; the CLS token
 feeds the linear head.
 
 Other input sizes work: the image is zero-padded on the right and bottom to a multiple of the
-patch size, and the position embedding (learned for ``img_size``) is resized bicubically to
+patch size, and the position embedding (learned for ``image_size``) is resized bicubically to
 the new grid. :meth:`VisionTransformer.attention_maps` gives the last block's attention from
 the CLS token to every patch, for plotting.
 
@@ -73,8 +73,13 @@ class Block(nn.Module):
         return x + self.mlp(self.norm2(x)), weights
 
 
+@register_model(
+    "vit_tiny",
+    kind="static",
+    description="Tiny Vision Transformer: 4x4 patches, dim 128, depth 4, 4 heads, CLS token.",
+)
 class VisionTransformer(FERModel):
-    """ViT with a CLS token and a learned, resizable position embedding."""
+    """ViT with a CLS token and a learned, resizable position embedding (``vit_tiny``)."""
 
     head_name = "head"
 
@@ -82,7 +87,7 @@ class VisionTransformer(FERModel):
         self,
         in_channels: int = 1,
         num_classes: int = 7,
-        img_size: int = 48,
+        image_size: int = 48,
         patch_size: int = 4,
         dim: int = 128,
         depth: int = 4,
@@ -92,7 +97,7 @@ class VisionTransformer(FERModel):
     ):
         super().__init__(in_channels, num_classes)
         self.patch_size = patch_size
-        self.grid = math.ceil(img_size / patch_size)
+        self.grid = math.ceil(image_size / patch_size)
         self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid * self.grid, dim))
@@ -142,21 +147,3 @@ class VisionTransformer(FERModel):
         grid_h, grid_w = aux["grid"]
         cls_attention = aux["attention"][:, :, 0, 1:].mean(dim=1)
         return cls_attention.reshape(-1, grid_h, grid_w)
-
-
-@register_model("vit_tiny", kind="static")
-def vit_tiny(
-    num_classes: int = 7,
-    in_channels: int = 1,
-    img_size: int = 48,
-    patch_size: int = 4,
-    dim: int = 128,
-    depth: int = 4,
-    heads: int = 4,
-    mlp_ratio: float = 2.0,
-    dropout: float = 0.1,
-) -> nn.Module:
-    """Tiny Vision Transformer: 4x4 patches, dim 128, depth 4, 4 heads, CLS token."""
-    return VisionTransformer(
-        in_channels, num_classes, img_size, patch_size, dim, depth, heads, mlp_ratio, dropout
-    )

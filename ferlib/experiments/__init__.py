@@ -1,0 +1,1 @@
+"""Experiments from configs: one run, multi-seed comparisons, grids, the results store, reports."""
