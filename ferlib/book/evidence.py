@@ -2,9 +2,11 @@
 
 A chapter ends with ``record("05_rnns", profile=profile, dataset=dataset, decay=..., runs=frame)``,
 which writes ``<evidence dir>/<profile>-<dataset>/05_rnns.json``. The verdict chapter calls
-``load("05_rnns", profile=..., dataset=...)``; when that record is missing (the chapter was never
-executed with these parameters here) ``load`` executes the chapter with papermill first, so every
-number the verdict shows comes from a run of this book's code, never from a stored table.
+``load("05_rnns", profile=..., dataset=...)``, so every number the verdict shows comes from a run
+of this book's code, never from a stored table. When that record is missing (the chapter was never
+executed with these parameters here) ``load`` says so and how to make it; it executes the chapter
+with papermill first only when asked (``run_missing=True``), since that can take many minutes.
+:func:`missing` lists the chapters without evidence, so a reader can see the cost before asking.
 
 The evidence directory is ``$FERLIB_EVIDENCE_DIR`` when set (``ferlib book run`` sets it), else
 ``_build/evidence`` beside the book's ``_toc.yml`` (so it lives and dies with the build cache),
@@ -181,8 +183,14 @@ def execute_chapter(chapter: str, *, profile: str, dataset: str, book_dir: str |
 
     root = find_book_root()
     book_dir = Path(book_dir) if book_dir is not None else (root / "book" if root else None)
-    notebook = book_dir / f"{chapter}.ipynb" if book_dir else None
-    if notebook is None or not notebook.is_file():
+    if book_dir is None:  # e.g. one chapter opened alone in Colab
+        raise FerlibError(
+            f"no evidence for chapter {chapter!r} ({profile} profile, {dataset}) and the book's chapters are not "
+            f"here (no _toc.yml at or above {Path.cwd()}): clone the book's repository and run this chapter from "
+            "its book/ folder, or `ferlib book run` there"
+        )
+    notebook = book_dir / f"{chapter}.ipynb"
+    if not notebook.is_file():
         raise FerlibError(
             f"no evidence for chapter {chapter!r} ({profile} profile, {dataset}) and its notebook is not found "
             f"(looked in {book_dir}); execute the chapter first, e.g. with `ferlib book run --chapters {chapter}`"
@@ -198,12 +206,28 @@ def execute_chapter(chapter: str, *, profile: str, dataset: str, book_dir: str |
     return out
 
 
-def load(chapter: str, *, profile: str, dataset: str, execute_missing: bool = True, **parameters) -> Evidence:
-    """``chapter``'s evidence for this profile and dataset, executing the chapter first if it has none."""
+def missing(chapters, *, profile: str, dataset: str | Mapping[str, str]) -> list[str]:
+    """The ``chapters`` that have no evidence for this profile and dataset (``dataset`` may map a
+    chapter to its own dataset, for chapters that always run on SynthFER)."""
+    def dataset_of(chapter):
+        return dataset.get(chapter, "synthfer") if isinstance(dataset, Mapping) else dataset
+
+    return [c for c in chapters if not evidence_path(c, profile=profile, dataset=dataset_of(c)).is_file()]
+
+
+def load(chapter: str, *, profile: str, dataset: str, run_missing: bool = False, **parameters) -> Evidence:
+    """``chapter``'s evidence for this profile and dataset.
+
+    A chapter without evidence is executed first (with papermill and ``parameters``) only with
+    ``run_missing=True``; otherwise a :class:`FerlibError` names it and says how to make it.
+    """
     path = evidence_path(chapter, profile=profile, dataset=dataset)
     if not path.is_file():
-        if not execute_missing:
-            raise FerlibError(f"no evidence for chapter {chapter!r} ({profile} profile, {dataset}) in {path.parent}")
+        if not run_missing:
+            raise FerlibError(
+                f"no evidence for chapter {chapter!r} ({profile} profile, {dataset}) in {path.parent}: execute the "
+                f"chapter first (`ferlib book run --chapters {chapter}`), or pass run_missing=True to execute it here"
+            )
         execute_chapter(chapter, profile=profile, dataset=dataset, **parameters)
         if not path.is_file():
             raise FerlibError(f"chapter {chapter!r} ran but recorded no evidence at {path}")

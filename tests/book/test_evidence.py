@@ -27,7 +27,7 @@ def test_record_and_load_round_trip(store):
                            decay={"RNN": 1e-14, "LSTM": np.float64(4e-13)}, n=np.int64(3), missing=float("nan"),
                            lengths=(20, 60), flag=np.bool_(True))
     assert path == store / "quick-synthfer" / "05_rnns.json"
-    loaded = evidence.load("05_rnns", profile="quick", dataset="synthfer", execute_missing=False)
+    loaded = evidence.load("05_rnns", profile="quick", dataset="synthfer", run_missing=False)
     pd.testing.assert_frame_equal(loaded["runs"], runs.astype({"accuracy": float}))
     assert list(loaded["indexed"].columns) == ["model", "seed", "accuracy"]  # the index becomes a column
     assert loaded["decay"] == {"RNN": 1e-14, "LSTM": 4e-13}
@@ -42,10 +42,10 @@ def test_record_and_load_round_trip(store):
 def test_profiles_and_datasets_are_kept_apart(store):
     evidence.record("x", profile="smoke", dataset="synthfer", value=1)
     evidence.record("x", profile="quick", dataset="synthfer", value=2)
-    assert evidence.load("x", profile="smoke", dataset="synthfer", execute_missing=False)["value"] == 1
-    assert evidence.load("x", profile="quick", dataset="synthfer", execute_missing=False)["value"] == 2
+    assert evidence.load("x", profile="smoke", dataset="synthfer", run_missing=False)["value"] == 1
+    assert evidence.load("x", profile="quick", dataset="synthfer", run_missing=False)["value"] == 2
     with pytest.raises(FerlibError, match="no evidence for chapter 'x' \\(quick profile, fer2013\\)"):
-        evidence.load("x", profile="quick", dataset="fer2013", execute_missing=False)
+        evidence.load("x", profile="quick", dataset="fer2013", run_missing=False)
 
 
 def test_unrecordable_and_corrupt_values_are_named(store):
@@ -79,14 +79,18 @@ def test_missing_evidence_executes_the_chapter(tmp_path, store):
         "evidence.record('99_toy', profile=profile, dataset=dataset, answer=6 * 7)"
     )]
     nbformat.write(notebook, book / "99_toy.ipynb")
-    loaded = evidence.load("99_toy", profile="smoke", dataset="toy", book_dir=book)
+    with pytest.raises(FerlibError, match="no evidence for chapter '99_toy'.*ferlib book run --chapters 99_toy"):
+        evidence.load("99_toy", profile="smoke", dataset="toy", book_dir=book)  # never executes unless asked
+    assert evidence.missing(["99_toy"], profile="smoke", dataset="toy") == ["99_toy"]
+    loaded = evidence.load("99_toy", profile="smoke", dataset="toy", book_dir=book, run_missing=True)
+    assert evidence.missing(["99_toy"], profile="smoke", dataset={"99_toy": "toy"}) == []
     assert loaded["answer"] == 42 and loaded.profile == "smoke"
     assert json.loads(loaded.path.read_text())["dataset"] == "toy"
 
 
 def test_missing_notebook_says_how_to_make_the_evidence(store, tmp_path):
     with pytest.raises(FerlibError, match="ferlib book run --chapters 42_none"):
-        evidence.load("42_none", profile="quick", dataset="synthfer", book_dir=tmp_path)
+        evidence.load("42_none", profile="quick", dataset="synthfer", book_dir=tmp_path, run_missing=True)
 
 
 def test_difference_and_judge():
@@ -113,3 +117,11 @@ def test_seed_noise_ignores_single_runs():
     sd, dof = evidence.seed_noise(runs)
     assert dof == 2 and sd == pytest.approx(0.1)
     assert evidence.seed_noise(runs[runs.model == "b"]) == (pytest.approx(float("nan"), nan_ok=True), 0)
+
+
+def test_a_chapter_opened_alone_says_where_the_book_is(store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no _toc.yml here or above: one notebook downloaded alone, as in Colab
+    with pytest.raises(FerlibError, match="no _toc.yml at or above .*clone the book's repository"):
+        evidence.load("03_static_cnns", profile="quick", dataset="synthfer", run_missing=True)
+    with pytest.raises(FerlibError, match="ferlib book run --chapters 03_static_cnns.*run_missing=True"):
+        evidence.load("03_static_cnns", profile="quick", dataset="synthfer")
