@@ -17,12 +17,25 @@ def format_examples(text: str) -> str:
     return "examples:\n" + textwrap.indent(textwrap.dedent(text).strip(), "  ")
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (a size, a count)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="synthfer", help="dataset name (default: synthfer)")
     parser.add_argument("--data-dir", default=None, help="root folder of a real dataset in its official layout")
     parser.add_argument("--task", default="static", help="SynthFER task: static, video-basic, video-subtle, ...")
     parser.add_argument("--profile", default="quick", help="smoke, quick (default) or full: sets data sizes/epochs")
-    parser.add_argument("--image-size", type=int, default=None, help="resize images to this size (default 48)")
+    parser.add_argument(
+        "--image-size", type=positive_int, default=None, help="resize images to this size (default 48)"
+    )
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
 
 

@@ -17,10 +17,15 @@ _SUBCOMMANDS = ("run", "merge", "report")
 
 
 def with_default_subcommand(argv: list[str]) -> list[str]:
-    """``ferlib bench GRID.yaml ...`` means ``ferlib bench run GRID.yaml ...``: insert ``run`` after ``bench``."""
-    if argv[:1] == ["bench"] and (len(argv) == 1 or argv[1] not in (*_SUBCOMMANDS, "-h", "--help")):
-        return ["bench", "run", *argv[1:]]
-    return argv
+    """``ferlib bench GRID.yaml ...`` means ``ferlib bench run GRID.yaml ...``: insert ``run`` after ``bench``
+    (the command is the first argument that is not an option of ``ferlib`` itself, such as ``--debug``)."""
+    at = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
+    if at is None or argv[at] != "bench":
+        return argv
+    rest = argv[at + 1 :]
+    if rest and rest[0] in (*_SUBCOMMANDS, "-h", "--help"):
+        return argv
+    return [*argv[: at + 1], "run", *rest]
 
 
 def add_bench_parser(commands) -> None:

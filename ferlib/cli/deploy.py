@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ferlib.cli._common import add_command
+from ferlib.cli._common import add_command, positive_int
 from ferlib.errors import FerlibError
 
 
@@ -39,7 +39,7 @@ def add_deploy_parsers(commands) -> None:
     predict.add_argument(
         "--smooth", type=float, default=0.3, help="EMA weight of the newest frame's probabilities, (0, 1] (default 0.3)"
     )
-    predict.add_argument("--image-size", type=int, default=None, help="override the checkpoint's input size")
+    predict.add_argument("--image-size", type=positive_int, default=None, help="override the checkpoint's input size")
     predict.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, cuda:N or mps")
     predict.add_argument("--no-progress", action="store_true")
 
@@ -58,7 +58,7 @@ def add_deploy_parsers(commands) -> None:
     )
     export.add_argument("--check", action="store_true", help="compare ONNX Runtime with PyTorch on SynthFER inputs")
     export.add_argument("--exporter", default="auto", choices=("auto", "torchscript", "dynamo"))
-    export.add_argument("--image-size", type=int, default=None, help="override the checkpoint's input size")
+    export.add_argument("--image-size", type=positive_int, default=None, help="override the checkpoint's input size")
 
 
 def cmd_predict(args) -> int:

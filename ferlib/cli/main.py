@@ -1,6 +1,8 @@
-"""The ``ferlib`` command: ``info``, ``train``, ``evaluate``, ``runs``, ``synth`` and ``bench``.
+"""The ``ferlib`` command: ``info``, ``train``, ``evaluate``, ``runs``, ``models``, ``synth``; ``bench``,
+``predict``, ``export`` and ``book`` come from their own modules.
 
-Every error from bad input ends as one line, ``ferlib: error: ...``, and a non-zero exit.
+An error from bad input ends as ``ferlib COMMAND: error: ...`` with the error's whole message (a
+layout it expected, the fix) and no traceback (``ferlib --debug ...`` shows it), and exit code 2.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from ferlib.cli._common import Parser, add_command, add_data_arguments, format_examples
+from ferlib.cli._common import Parser, add_command, add_data_arguments, format_examples, positive_int
 from ferlib.errors import FerlibError
 from ferlib.experiments.run import VAL_SPLITS
 
@@ -30,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback instead of the message")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     def command(name: str, help_text: str, examples: str) -> argparse.ArgumentParser:
@@ -164,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--size", type=int, default=700)
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--preset", default="default")
-    synth.add_argument("--image-size", type=int, default=48)
+    synth.add_argument("--image-size", type=positive_int, default=48)
 
     from ferlib.cli.bench import add_bench_parser
 
@@ -215,9 +218,11 @@ def _cmd_info(args) -> int:
 def _cmd_train(args) -> int:
     from ferlib.config import get_profile
     from ferlib.experiments.store import ResultsStore
+    from ferlib.models.registry import check_option_names
 
     started = time.perf_counter()
     profile = get_profile(args.profile)
+    check_option_names(args.model, _model_options(args.model_option))  # before any data loads
     epochs = args.epochs or profile.epochs
     out = Path(args.out)
     config = {
@@ -410,7 +415,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (FerlibError, ValueError, FileNotFoundError, NotADirectoryError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if args.debug:
+            raise
+        # the whole message: a ferlib error's later lines say what was expected and how to fix it
+        message = str(error).strip() or type(error).__name__
         print(f"ferlib {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

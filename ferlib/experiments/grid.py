@@ -26,7 +26,7 @@ import fnmatch
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from ferlib.errors import GridError
+from ferlib.errors import ConfigError, GridError
 from ferlib.experiments.run import FIT_DEFAULTS, SIZE_KEYS
 
 GRID_KEYS = (
@@ -134,7 +134,7 @@ def expand_grid(spec: dict, *, notes: list[str] | None = None) -> list[dict]:
     """
     from ferlib.config import PROFILES, get_profile
     from ferlib.data.synth import TASKS
-    from ferlib.models.registry import list_models, model_entry
+    from ferlib.models.registry import check_option_names, list_models, model_entry
 
     if not isinstance(spec, dict):
         raise GridError(f"a grid spec must be a mapping with keys {', '.join(GRID_KEYS)}")
@@ -175,6 +175,10 @@ def expand_grid(spec: dict, *, notes: list[str] | None = None) -> list[dict]:
             raise GridError(f"unknown model {name!r} in model_options: expected one of {', '.join(registry)}")
         if not isinstance(options, dict):
             raise GridError(f"model_options of {name!r} must be a mapping, got {options!r}")
+        try:
+            check_option_names(name, options)
+        except ConfigError as error:
+            raise GridError(f"model_options of {name!r}: {error}") from None
     data_options = _mapping(spec, "data_options")
     sizes = _mapping(spec, "sizes")
     for key, value in sizes.items():

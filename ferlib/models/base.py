@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
@@ -80,3 +81,21 @@ def forward_kwargs(model: nn.Module, x: torch.Tensor, metas) -> dict:
         scale = torch.tensor([x.shape[-1], x.shape[-2]], dtype=torch.float32)
         kwargs["landmarks"] = (out / scale).to(x.device)
     return kwargs
+
+
+def preset(cls: type, **fixed) -> Callable[..., nn.Module]:
+    """A builder of ``cls`` with the options ``fixed`` set (e.g. ``cell="gru"``). Its signature is
+    the class's less those, so ``help()`` and :func:`ferlib.create_model`'s option check see the
+    options a user may pass."""
+
+    def build(**options) -> nn.Module:
+        return cls(**fixed, **options)
+
+    signature = inspect.signature(cls)
+    build.__signature__ = signature.replace(
+        parameters=[p for p in signature.parameters.values() if p.name not in fixed]
+    )
+    build.__doc__ = f":class:`{cls.__name__}` with {', '.join(f'{k}={v!r}' for k, v in fixed.items())}."
+    build.__name__ = build.__qualname__ = f"{cls.__name__}_preset"
+    return build
+

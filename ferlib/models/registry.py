@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import inspect
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ferlib._registry import lookup
-from ferlib.errors import ConfigError
+from ferlib.errors import ConfigError, FerlibError
 
 KINDS = ("static", "video")
 # Modules whose import registers models; a missing module is tolerated (not yet written).
@@ -87,6 +88,37 @@ def model_entry(name: str) -> ModelEntry:
     return lookup(dict(sorted(_MODELS.items())), name, "model")
 
 
+def option_names(name: str) -> list[str] | None:
+    """The keyword options model ``name`` takes besides ``num_classes`` and ``in_channels`` (``None``
+    when its builder accepts any)."""
+    return _option_names(model_entry(name).builder)
+
+
+def _option_names(builder) -> list[str] | None:
+    try:
+        parameters = inspect.signature(builder).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in parameters if p.kind in keyword and p.name not in ("num_classes", "in_channels")]
+
+
+def check_option_names(name: str, options: dict) -> None:
+    """Raise :class:`ConfigError` (with the closest valid name) for an option model ``name`` does
+    not take; e.g. a grid's ``model_options`` or ``--model-option``, checked before any data loads."""
+    _check_option_names(name, model_entry(name).builder, options)
+
+
+def _check_option_names(name: str, builder, options: dict) -> None:
+    valid = _option_names(builder)
+    special = ("pretrained", "freeze")  # create_model's own
+    unknown = [key for key in options if valid is not None and key not in valid and key not in special]
+    if unknown:
+        raise ConfigError.unknown(f"{name} option", unknown[0], valid)
+
+
 def current_option_names(name: str, options: dict, *, warn: bool = True) -> dict:
     """``options`` of model ``name`` under today's names (:data:`RENAMED_OPTIONS`); ``warn`` says so
     with a DeprecationWarning (a checkpoint's stored options are renamed without one)."""
@@ -118,7 +150,14 @@ def create_model(name: str, num_classes: int = 7, in_channels: int = 1, **kwargs
         raise ValueError(f"num_classes and in_channels must be >= 1, got {num_classes}, {in_channels}")
     pretrained = kwargs.pop("pretrained", None)
     freeze = kwargs.pop("freeze", "none")
-    model = entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    _check_option_names(name, entry.builder, kwargs)
+    try:
+        model = entry.builder(num_classes=num_classes, in_channels=in_channels, **kwargs)
+    except FerlibError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as error:  # a value the model cannot take: widths="abc", -1
+        shown = ", ".join(f"{key}={value!r}" for key, value in kwargs.items())
+        raise ConfigError(f"cannot build model {name!r} with {shown or 'its defaults'}: {error}") from error
     model.ferlib_name = name
     model.ferlib_kind = entry.kind
     model.ferlib_config = {"num_classes": num_classes, "in_channels": in_channels, **kwargs}

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ferlib.errors import ConfigError
-from ferlib.models.base import FERModel
+from ferlib.models.base import FERModel, preset
 from ferlib.models.registry import register_model
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -71,13 +71,9 @@ class RowRNN(FERModel):
         return self.head(top)
 
 
-@register_model("lstm_rows", kind="static", description="LSTM reading the image row by row (H steps of C*W values).")
-def lstm_rows(**options) -> nn.Module:
-    """:class:`RowRNN` with LSTM cells; ``options`` are its keyword arguments."""
-    return RowRNN(cell="lstm", **options)
-
-
-@register_model("gru_rows", kind="static", description="GRU reading the image row by row (H steps of C*W values).")
-def gru_rows(**options) -> nn.Module:
-    """:class:`RowRNN` with GRU cells; ``options`` are its keyword arguments."""
-    return RowRNN(cell="gru", **options)
+register_model("lstm_rows", kind="static", description="LSTM reading the image row by row (H steps of C*W values).")(
+    preset(RowRNN, cell="lstm")
+)
+register_model("gru_rows", kind="static", description="GRU reading the image row by row (H steps of C*W values).")(
+    preset(RowRNN, cell="gru")
+)

@@ -57,7 +57,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ferlib.errors import ConfigError
-from ferlib.models.base import FERModel
+from ferlib.models.base import FERModel, preset
 from ferlib.models.registry import register_model
 
 _CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -317,18 +317,12 @@ def _pooling_matrix(size: int, grid: int) -> torch.Tensor:
     return torch.from_numpy(matrix)
 
 
-def _vector_rnn(cell: str):
-    def build(**options) -> nn.Module:
-        """:class:`VectorRNN` with ``cell``; ``options`` are its other keyword arguments."""
-        return VectorRNN(cell=cell, **options)
-
-    return build
-
-
 register_model("lstm", kind="video", description="LSTM over per-frame pooled pixels (or landmarks).")(
-    _vector_rnn("lstm")
+    preset(VectorRNN, cell="lstm")
 )
-register_model("gru", kind="video", description="GRU over per-frame pooled pixels (or landmarks).")(_vector_rnn("gru"))
+register_model("gru", kind="video", description="GRU over per-frame pooled pixels (or landmarks).")(
+    preset(VectorRNN, cell="gru")
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,22 +386,15 @@ class CNNRNN(EncodedVideoModel):
         return (logits, weights) if return_attention else logits
 
 
-def _cnn_rnn(cell: str, bidirectional: bool = False, pool: str = "last"):
-    def build(**options) -> nn.Module:
-        """:class:`CNNRNN` with ``cell``, ``bidirectional`` and ``pool``; ``options`` are its other
-        keyword arguments."""
-        return CNNRNN(cell=cell, bidirectional=bidirectional, pool=pool, **options)
-
-    return build
-
-
 register_model("cnn_lstm", kind="video", description="Per-frame CNN encoder + LSTM, last hidden state.")(
-    _cnn_rnn("lstm")
+    preset(CNNRNN, cell="lstm", bidirectional=False, pool="last")
 )
-register_model("cnn_gru", kind="video", description="Per-frame CNN encoder + GRU, last hidden state.")(_cnn_rnn("gru"))
+register_model("cnn_gru", kind="video", description="Per-frame CNN encoder + GRU, last hidden state.")(
+    preset(CNNRNN, cell="gru", bidirectional=False, pool="last")
+)
 register_model("cnn_bilstm", kind="video", description="Per-frame CNN encoder + bidirectional LSTM.")(
-    _cnn_rnn("lstm", bidirectional=True)
+    preset(CNNRNN, cell="lstm", bidirectional=True, pool="last")
 )
 register_model("cnn_lstm_attn", kind="video", description="Per-frame CNN + LSTM with temporal attention pooling.")(
-    _cnn_rnn("lstm", pool="attention")
+    preset(CNNRNN, cell="lstm", bidirectional=False, pool="attention")
 )

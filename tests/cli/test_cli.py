@@ -106,3 +106,36 @@ def test_bad_input_is_a_one_line_error(args, message, capsys, tmp_path, monkeypa
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+def test_an_error_is_printed_whole_with_the_fix_and_without_a_traceback(tmp_path, capsys):
+    nowhere = str(tmp_path / "nowhere")
+    code = main(["train", "--dataset", "fer2013", "--data-dir", nowhere, "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "Expected layout:" in err and "<root>/fer2013.csv" in err and "never downloads it" in err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    from ferlib.errors import DataError
+
+    with pytest.raises(DataError, match="does not exist"):
+        main(["--debug", "train", "--dataset", "fer2013", "--data-dir", str(tmp_path / "nowhere")])
+
+
+def test_a_typo_in_a_model_option_is_named_before_any_data_loads(tmp_path, capsys):
+    code = main(["train", "--model", "vgg_fer", "--model-option", "widthz=[8,8,8,8]", "--out", str(tmp_path / "r")])
+    assert code == 2
+    assert "unknown vgg_fer option 'widthz'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    code = main(["train", "--model", "vgg_fer", "--model-option", "widths=abc", "--profile", "smoke",
+                 "--out", str(tmp_path / "r2")])
+    assert code == 2 and "cannot build model 'vgg_fer' with widths='abc'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["train"], ["predict", "x.jpg", "--model", "m.ckpt"], ["export", "m.ckpt"]])
+def test_image_size_must_be_positive(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--image-size", "-1"])
+    assert exit_info.value.code == 2
+    assert "--image-size: must be at least 1, got -1" in capsys.readouterr().err

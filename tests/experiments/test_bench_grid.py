@@ -289,3 +289,10 @@ def test_shipped_grids_expand():
     assert {c["model"] for c in default if c["task"] == "static"} == set(static)
     smoke = expand_grid(load_grid(grids / "smoke.yaml"))
     assert 0 < len(smoke) <= 4 and all(c["profile"] == "smoke" for c in smoke)
+
+
+def test_a_typo_in_a_grids_model_options_fails_the_dry_run(tmp_path, capsys):
+    grid = _write(tmp_path / "g.yaml", {**TINY, "model_options": {"cnn_small": {"widht": 8}}})
+    assert main(["bench", str(grid), "--store", str(tmp_path / "s.sqlite"), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "model_options of 'cnn_small'" in err and "did you mean 'width'" in err
