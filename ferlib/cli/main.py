@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -120,8 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--num-workers", type=int, default=0)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--results", default="results/ferlib.sqlite", help="results database")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/last.ckpt")
-    train.add_argument("--force", action="store_true", help="train even if this config is stored")
+    train.add_argument(
+        "--resume", action="store_true", help="continue from OUT/last.ckpt (a run of the same configuration)"
+    )
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="train even if this config is stored; move aside a run of another configuration in OUT",
+    )
     train.add_argument("--no-progress", action="store_true")
 
     evaluate = command(
@@ -217,6 +224,7 @@ def _cmd_info(args) -> int:
 
 def _cmd_train(args) -> int:
     from ferlib.config import get_profile
+    from ferlib.experiments.folders import claim_run_folder
     from ferlib.experiments.store import ResultsStore
     from ferlib.models.registry import check_option_names
 
@@ -260,6 +268,10 @@ def _cmd_train(args) -> int:
         config["crop"] = args.crop
     if args.batch_augment is not None:
         config["batch_augment"] = args.batch_augment
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, the main process claims the folder
+        moved = claim_run_folder(out, config, force=args.force)
+        if moved is not None:
+            print(f"moved the run of another configuration that was in {out} to {moved}")
     store = ResultsStore(args.results)
     stored = store.get(config)
     if stored is not None and not args.force and (out / "best.ckpt").exists():

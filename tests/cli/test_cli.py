@@ -139,3 +139,36 @@ def test_image_size_must_be_positive(command, capsys):
         main([*command, "--image-size", "-1"])
     assert exit_info.value.code == 2
     assert "--image-size: must be at least 1, got -1" in capsys.readouterr().err
+
+
+def _train(out, *options):
+    return main(["train", "--profile", "smoke", "--model", "cnn_small", "--epochs", "1", "--device", "cpu",
+                 "--no-progress", "--results", str(out.parent / "r.sqlite"), "--out", str(out), *options])
+
+
+def test_a_run_folder_belongs_to_one_configuration(tmp_path, capsys):
+    out = tmp_path / "r1"
+    assert _train(out, "--model-option", "width=8") == 0
+    first = (out / "best.ckpt").read_bytes()
+    # resuming, or training afresh, with another configuration is refused and names what differs
+    for extra in (["--resume"], []):
+        assert _train(out, "--model-option", "width=16", *extra) == 2
+        err = capsys.readouterr().err
+        assert "holds a run of another configuration (model_options: {'width': 8} -> {'width': 16})" in err
+        assert (out / "best.ckpt").read_bytes() == first
+    # --force moves the old run aside, whole, and trains the new one
+    assert _train(out, "--model-option", "width=16", "--force") == 0
+    assert "moved the run of another configuration" in capsys.readouterr().out
+    (aside,) = tmp_path.glob("r1.replaced-*")
+    assert (aside / "best.ckpt").read_bytes() == first
+    assert json.loads((out / "config.json").read_text())["model_options"] == {"width": 16}
+    # the same configuration resumes as before
+    assert _train(out, "--model-option", "width=16", "--resume", "--force") == 0
+
+
+def test_a_folder_written_before_config_json_is_judged_by_its_metrics(tmp_path, capsys):
+    out = tmp_path / "old"
+    assert _train(out) == 0
+    (out / "config.json").unlink()  # as ferlib 0.1.0 left it: metrics.json holds the config
+    assert _train(out, "--seed", "1") == 2
+    assert "seed: 0 -> 1" in capsys.readouterr().err
