@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ferlib.data.groups import SEPARATOR, dataset_groups, group_key
+from ferlib.data.groups import as_groups, dataset_groups, group_key
 
 GROUP_BALANCE = (None, "reweight", "sample", "dro")
 
@@ -73,7 +73,7 @@ class GroupLoss:
         if mode not in ("reweight", "dro"):
             raise ValueError(f"GroupLoss mode must be 'reweight' or 'dro', got {mode!r}")
         self.attribute, self.mode, self.device, self.reduce = attribute, mode, torch.device(device), reduce
-        keys = group_keys(dataset_groups(train_data, attribute))
+        keys = [str(key) for key in as_groups(dataset_groups(train_data, attribute))[0]]
         self.index = {key: i for i, key in enumerate(sorted(set(keys)))}
         self.per_sample = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing, reduction="none")
         self.dro = None
@@ -101,9 +101,3 @@ class GroupLoss:
         if self.dro is not None and "group_weights" in record:
             saved = record["group_weights"]
             self.dro.q = torch.tensor([saved[key] for key in self.index], dtype=torch.float32, device=self.device)
-
-
-def group_keys(groups) -> list[str]:
-    """One key per sample from :func:`ferlib.data.groups.dataset_groups`' Series or DataFrame."""
-    keys = groups.astype(str) if groups.ndim == 1 else groups.astype(str).agg(SEPARATOR.join, axis=1)
-    return [str(key) for key in keys.tolist()]

@@ -182,7 +182,7 @@ def training_data(config: dict, transform=None):
         augmented = config_split(config, "train", transform=transform) if transform is not None else plain
         train, val = LabelledSubset(augmented, kept), LabelledSubset(plain, held)
     else:
-        train = config_split(config, "train", **({"transform": transform} if transform is not None else {}))
+        train = config_split(config, "train", transform=transform)
         val = config_split(config, "val")
     report = config_split(config, _option(config, "report_split"))
     _check_report_split(config, report)

@@ -123,7 +123,7 @@ def current_option_names(name: str, options: dict, *, warn: bool = True) -> dict
     """``options`` of model ``name`` under today's names (:data:`RENAMED_OPTIONS`); ``warn`` says so
     with a DeprecationWarning (a checkpoint's stored options are renamed without one)."""
     renamed = RENAMED_OPTIONS.get(name, {})
-    for old in [key for key in options if key in renamed and warn]:
+    for old in sorted(renamed.keys() & options.keys()) if warn else ():
         warnings.warn(f"{name}: option {old!r} is now called {renamed[old]!r}", DeprecationWarning, stacklevel=3)
     return {renamed.get(key, key): value for key, value in options.items()}
 
